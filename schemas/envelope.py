@@ -1,0 +1,78 @@
+"""The envelope every event carries, whatever its family.
+
+Rules of the contract (see schemas/README.md): unknown fields are ignored, a version only
+ever gains optional fields, and a breaking change is a new ``schema_version``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+SCHEMA_VERSION = 1
+
+_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
+
+
+def normalize_domain(value: str) -> str:
+    """Accounts are addressed by their primary domain: lower-case, no scheme, no "www."."""
+    domain = value.strip().lower().removeprefix("http://").removeprefix("https://")
+    domain = domain.split("/", 1)[0].removeprefix("www.").rstrip(".")
+    if len(domain) > 253 or not _DOMAIN.match(domain):
+        raise ValueError(f"not a domain name: {value[:64]!r}")
+    return domain
+
+
+Domain = Annotated[
+    str,
+    BeforeValidator(lambda v: normalize_domain(v) if isinstance(v, str) else v),
+    StringConstraints(min_length=3, max_length=253),
+]
+ShortText = Annotated[str, StringConstraints(max_length=256)]
+LongText = Annotated[str, StringConstraints(max_length=2048)]
+
+
+class Model(BaseModel):
+    """Base of every schema model: immutable, unknown fields ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class Envelope(Model):
+    """Fields shared by every event.
+
+    ``account`` is the account's primary domain once known. Until then the event is keyed
+    by ``anonymous_id`` so that one visitor's events keep their order on one partition.
+    """
+
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    schema_version: int = SCHEMA_VERSION
+    occurred_at: AwareDatetime
+    received_at: AwareDatetime
+    account: Domain | None = None
+    anonymous_id: ShortText | None = None
+    source: ShortText = Field(description="Name of the source (write key owner or service).")
+    is_bot: bool = False
+
+    @property
+    def account_key(self) -> str:
+        return account_key(self.account, self.anonymous_id)
+
+
+def account_key(account: str | None, anonymous_id: str | None) -> str:
+    """The partitioning key: the account's domain, else ``anon:<visitor id>``."""
+    if account:
+        return account
+    if anonymous_id:
+        return f"anon:{anonymous_id}"
+    return "anon:unknown"
+
+
+def ensure_aware(moment: datetime) -> datetime:
+    """Reject naive datetimes at the boundary rather than guessing their zone."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamp must carry a time zone")
+    return moment

@@ -1,0 +1,75 @@
+"""The API gateway application and its entry point."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.api.auth import Tokens
+from services.api.errors import ApiProblem, handle_problem, handle_validation
+from services.api.routes import router
+from services.api.settings import ApiSettings
+from services.kit import db, metrics, migrate
+from services.kit.health import health_router
+from services.kit.http import serve, timed
+from services.kit.logging import configure_logging
+
+
+@dataclass(frozen=True, slots=True)
+class ApiState:
+    settings: ApiSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    tokens: Tokens
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    holder: dict[str, ApiState] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, ApiState]]:
+        engine = db.create_engine(url=settings.database_url, pool_size=settings.database_pool_size)
+        sessions = db.create_sessionmaker(engine)
+        state = ApiState(settings, engine, sessions, Tokens(sessions, settings.api_token_cache_s))
+        holder["state"] = state
+        try:
+            yield {"api": state}
+        finally:
+            await engine.dispose()
+
+    async def readiness() -> dict[str, str]:
+        state = holder.get("state")
+        if state is None:
+            return {"service": "starting"}
+        try:
+            await db.ping(state.engine)
+            if not await migrate.is_current(settings.database_url):
+                return {"database": "migrations not at head"}
+        except Exception as error:  # noqa: BLE001 - any failure means not ready
+            return {"database": type(error).__name__}
+        return {}
+
+    app = FastAPI(
+        title="abm-stream API",
+        version="1",
+        description="Account state for sales tools: stage, tier, fit, surges, funnel.",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    app.include_router(health_router(readiness))
+    app.add_exception_handler(ApiProblem, handle_problem)
+    app.add_exception_handler(RequestValidationError, handle_validation)
+    app.middleware("http")(timed(metrics.API_REQUEST_SECONDS, with_status=True))
+    return app
+
+
+def main(settings: ApiSettings | None = None) -> None:
+    settings = settings or ApiSettings()
+    configure_logging(settings.log_level, settings.log_json)
+    metrics.publish_build_info("api")
+    serve(create_app(settings), settings.api_host, settings.api_port)

@@ -1,0 +1,54 @@
+"""Bearer-token authentication with scopes (read, write, admin)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.api.errors import Forbidden, Unauthorized
+from services.kit.credentials import scopes_for_token
+
+_bearer = HTTPBearer(auto_error=False, description="API token")
+
+
+class Tokens:
+    """Token -> scopes, cached briefly so polling does not read the table each time."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl_s: float) -> None:
+        self._sessions = sessions
+        self._ttl = ttl_s
+        self._cache: dict[str, tuple[float, frozenset[str] | None]] = {}
+
+    async def scopes(self, token: str) -> frozenset[str] | None:
+        now = time.monotonic()
+        cached = self._cache.get(token)
+        if cached and now - cached[0] < self._ttl:
+            return cached[1]
+        async with self._sessions() as session:
+            scopes = await scopes_for_token(session, token)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[token] = (now, scopes)
+        return scopes
+
+
+def require(scope: str) -> object:
+    async def dependency(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> frozenset[str]:
+        if credentials is None:
+            raise Unauthorized("send Authorization: Bearer <token>")
+        tokens: Tokens = request.state.api.tokens
+        scopes = await tokens.scopes(credentials.credentials)
+        if scopes is None:
+            raise Unauthorized("unknown or revoked token")
+        if scope not in scopes:
+            raise Forbidden(f"this token lacks the {scope!r} scope")
+        return scopes
+
+    return Depends(dependency)

@@ -1,0 +1,67 @@
+"""API errors, rendered in one shape: RFC 9457 problem details.
+
+ApiProblem (status, title, detail)
+├── Unauthorized   401  no or unknown bearer token
+├── Forbidden      403  token lacks the scope
+├── NotFound       404
+└── BadRequest     400  a parameter's value is unusable (names the parameter)
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ApiProblem(Exception):
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+class Unauthorized(ApiProblem):
+    status, title = 401, "Unauthorized"
+
+
+class Forbidden(ApiProblem):
+    status, title = 403, "Forbidden"
+
+
+class NotFound(ApiProblem):
+    status, title = 404, "Not found"
+
+
+class BadRequest(ApiProblem):
+    status, title = 400, "Bad request"
+
+
+def problem(status: int, title: str, detail: str, field: str | None = None) -> JSONResponse:
+    body: dict[str, object] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if field:
+        body["field"] = field
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+async def handle_problem(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ApiProblem)
+    return problem(error.status, error.title, error.detail, error.field)
+
+
+async def handle_validation(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    first = error.errors()[0]
+    field = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body"))
+    return problem(422, "Invalid parameter", str(first.get("msg", "invalid")), field or None)

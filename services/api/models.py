@@ -1,0 +1,80 @@
+"""Response models of the API (the public read contract for sales tools)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class StageTransition(BaseModel):
+    from_stage: str | None
+    to_stage: str | None
+    at: datetime
+    rule: str = Field(description="The rule that fired, e.g. opportunity_opened.")
+    config_version: str
+    cause_event_ids: list[str]
+
+
+class TierTransition(BaseModel):
+    from_tier: int | None
+    to_tier: int | None
+    at: datetime
+    rule: str
+    cause_event_ids: list[str]
+
+
+class ActiveSurge(BaseModel):
+    topic: str
+    score: float
+    baseline: float
+    observed: float
+    started_at: datetime
+    detector_version: str
+    trigger_event_ids: list[str]
+
+
+class AccountSummary(BaseModel):
+    domain: str
+    name: str | None
+    owner: str | None
+    is_target: bool
+    fit_score: float
+    stage: str | None
+    stage_since: datetime | None
+    tier: int | None
+    surging: bool
+    last_activity_at: datetime | None
+    updated_at: datetime
+
+
+class AccountDetail(AccountSummary):
+    fit: dict[str, Any] = Field(description="Fit score with each ICP criterion's contribution.")
+    stage_rule: str | None
+    surges: list[ActiveSurge]
+    stage_history: list[StageTransition]
+    tier_history: list[TierTransition]
+    last_activity_by_channel: dict[str, datetime]
+
+
+class AccountPage(BaseModel):
+    items: list[AccountSummary]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class StageFigures(BaseModel):
+    stage: str
+    accounts: int = Field(description="Accounts in this stage now.")
+    reached: int = Field(description="Accounts that ever reached this stage or a later one.")
+    conversion_from_previous: float | None = Field(
+        description="reached(this) / reached(previous); null for the first stage or when 0."
+    )
+
+
+class FunnelReport(BaseModel):
+    stages: list[StageFigures]
+    target_accounts: int
+    engaged_share: float | None = Field(description="Targets engaged or further / all targets.")

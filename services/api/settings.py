@@ -1,0 +1,17 @@
+"""API gateway settings (``ABM_`` prefix)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.kit.settings import CommonSettings
+
+
+class ApiSettings(CommonSettings):
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_token_cache_s: float = Field(
+        default=30.0, ge=0, description="Token lookup cache (revocation lag)."
+    )
+    api_page_default: int = Field(default=50, ge=1)
+    api_page_max: int = Field(default=500, ge=1)

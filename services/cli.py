@@ -1,0 +1,130 @@
+"""The one console command, ``abm``: a subcommand per service plus operations tools.
+
+Each subcommand builds its settings here, in ``main()``, and passes them down; imports are
+lazy so that ``abm api`` does not load the consumer stack and vice versa.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+Command = Callable[[argparse.Namespace], int | None]
+
+
+def _ingest(_args: argparse.Namespace) -> None:
+    from services.ingest.app import main
+
+    main()
+
+
+def _api(_args: argparse.Namespace) -> None:
+    from services.api.app import main
+
+    main()
+
+
+def _intent(_args: argparse.Namespace) -> None:
+    from services.intent.service import main
+
+    main()
+
+
+def _funnel(_args: argparse.Namespace) -> None:
+    from services.funnel.service import main
+
+    main()
+
+
+def _migrate(_args: argparse.Namespace) -> None:
+    from services.kit.migrate import upgrade
+    from services.kit.settings import CommonSettings
+
+    upgrade(CommonSettings().database_url)
+    print("database at head")
+
+
+def _topics(_args: argparse.Namespace) -> None:
+    from services.kit.kafka import ensure_topics
+    from services.kit.settings import CommonSettings
+
+    created = asyncio.run(ensure_topics(CommonSettings().kafka_bootstrap))
+    print(f"created: {', '.join(created) or 'none (all exist)'}")
+
+
+def _up(args: argparse.Namespace) -> int:
+    from services.supervisor import UpSettings, up
+
+    return up(UpSettings(), simulate_accounts=args.simulate)
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    from services.simulate.cli import run_simulation
+
+    run_simulation(
+        ingest_url=args.ingest_url, write_key=args.write_key, accounts=args.accounts, seed=args.seed
+    )
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    from schemas.export import JSON_DIR, export, render, schema_documents
+
+    if args.check:
+        stale = [n for n, d in schema_documents().items() if _read(JSON_DIR / n) != render(d)]
+        if stale:
+            print(f"stale JSON Schemas: {', '.join(stale)}; run `abm schemas`", file=sys.stderr)
+            return 1
+        return 0
+    for path in export():
+        print(path)
+    return 0
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text() if path.exists() else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="abm", description="abm-stream: real-time ABM signals")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, handler, text in (
+        ("ingest", _ingest, "run the collection HTTP service"),
+        ("intent", _intent, "run the surge-detection consumer"),
+        ("funnel", _funnel, "run the funnel consumer"),
+        ("api", _api, "run the API gateway"),
+        ("migrate", _migrate, "migrate the database to the latest schema"),
+        ("topics", _topics, "create the Kafka topics that are missing"),
+    ):
+        commands.add_parser(name, help=text).set_defaults(handler=handler)
+    up = commands.add_parser("up", help="run everything locally on the embedded defaults")
+    up.add_argument(
+        "--simulate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also simulate traffic for N accounts once the services are ready",
+    )
+    up.set_defaults(handler=_up)
+    simulate = commands.add_parser("simulate", help="post realistic traffic through ingest")
+    simulate.add_argument("--ingest-url", default="http://127.0.0.1:8001")
+    simulate.add_argument("--write-key", default="dev-write-key")
+    simulate.add_argument("--accounts", type=int, default=50)
+    simulate.add_argument("--seed", type=int, default=7)
+    simulate.set_defaults(handler=_simulate)
+    schemas = commands.add_parser("schemas", help="export the event JSON Schemas")
+    schemas.add_argument("--check", action="store_true", help="fail if the files are stale")
+    schemas.set_defaults(handler=_schemas)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    handler: Command = args.handler
+    raise SystemExit(handler(args) or 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The funnel consumer: the pure core wrapped by the shared consumer shell."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from schemas import topics
+from schemas.events import StageChanged, TierChanged, encode_event
+from services.funnel import repository
+from services.funnel.config import FunnelConfig, load_funnel_config
+from services.funnel.processing import apply_events
+from services.funnel.settings import FunnelSettings
+from services.kit import metrics
+from services.kit.consumer import InboundRecord, ShellOptions
+from services.kit.logging import configure_logging
+from services.kit.offsets import OutboundRecord
+from services.kit.runner import run_consumer_service
+
+CONSUMED = (topics.EVENTS.name, topics.SURGES.name)
+
+
+class FunnelHandler:
+    def __init__(self, config: FunnelConfig) -> None:
+        self._config = config
+
+    async def apply(
+        self, session: AsyncSession, records: Sequence[InboundRecord]
+    ) -> list[OutboundRecord]:
+        events = [r.event for r in records]
+        states = await repository.load_accounts(session, {e.account for e in events if e.account})
+        changed, outputs = apply_events(states, events, self._config)
+        await repository.save_accounts(session, changed.values())
+        await repository.record_transitions(session, outputs)
+        _count(outputs)
+        return [_outbound(change) for change in outputs]
+
+
+def _outbound(change: StageChanged | TierChanged) -> OutboundRecord:
+    return OutboundRecord(
+        topic=topics.CHANGES.name,
+        key=topics.partition_key(change.account_key),
+        value=encode_event(change),
+        headers=((topics.HEADER_EVENT_TYPE, change.type.encode()),),
+    )
+
+
+def _count(outputs: Sequence[StageChanged | TierChanged]) -> None:
+    for change in outputs:
+        if isinstance(change, StageChanged):
+            metrics.FUNNEL_TRANSITIONS.labels(
+                change.from_stage or "none", change.to_stage or "none"
+            ).inc()
+        else:
+            metrics.FUNNEL_TIER_CHANGES.labels(
+                str(change.from_tier or "none"), str(change.to_tier or "none")
+            ).inc()
+
+
+def main(settings: FunnelSettings | None = None) -> None:
+    settings = settings or FunnelSettings()
+    configure_logging(settings.log_level, settings.log_json)
+    config = load_funnel_config(settings.funnel_config_file)
+
+    asyncio.run(
+        run_consumer_service(
+            service="funnel",
+            settings=settings,
+            group_id=topics.FUNNEL_GROUP,
+            topic_names=CONSUMED,
+            handler=FunnelHandler(config),
+            metrics_host=settings.funnel_metrics_host,
+            metrics_port=settings.funnel_metrics_port,
+            options=ShellOptions(max_batch=settings.funnel_max_batch),
+        )
+    )

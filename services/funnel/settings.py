@@ -1,0 +1,18 @@
+"""Funnel service settings (``ABM_`` prefix)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from services.kit.settings import CommonSettings
+
+
+class FunnelSettings(CommonSettings):
+    funnel_metrics_host: str = "127.0.0.1"
+    funnel_metrics_port: int = Field(default=8003, ge=1, le=65535)
+    funnel_config_file: Path | None = Field(
+        default=None, description="JSON funnel configuration (ICP, windows); default built in."
+    )
+    funnel_max_batch: int = Field(default=1000, ge=1)

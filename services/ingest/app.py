@@ -1,0 +1,80 @@
+"""The ingest FastAPI application and its entry point."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from services.ingest.identity import VisitorAccounts
+from services.ingest.publishing import Publisher
+from services.ingest.routes import Problem, problem_response, router
+from services.ingest.settings import IngestSettings
+from services.ingest.state import IngestState
+from services.ingest.write_keys import WriteKeys
+from services.kit import db, kafka, metrics
+from services.kit.health import health_router
+from services.kit.http import serve, timed
+from services.kit.logging import configure_logging
+
+
+def create_app(settings: IngestSettings) -> FastAPI:
+    holder: dict[str, IngestState] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, IngestState]]:
+        engine = db.create_engine(url=settings.database_url, pool_size=settings.database_pool_size)
+        producer = kafka.create_producer(settings)
+        await producer.start()
+        state = IngestState(
+            settings=settings,
+            engine=engine,
+            publisher=Publisher(producer, settings.ingest_ack_timeout_s),
+            write_keys=WriteKeys(db.create_sessionmaker(engine), settings.ingest_write_key_cache_s),
+            visitors=VisitorAccounts(),
+        )
+        holder["state"] = state
+        try:
+            yield {"ingest": state}
+        finally:
+            await producer.stop()
+            await engine.dispose()
+
+    async def readiness() -> dict[str, str]:
+        state = holder.get("state")
+        if state is None:
+            return {"service": "starting"}
+        problems: dict[str, str] = {}
+        try:
+            await state.publisher.ping()
+        except Exception as error:  # noqa: BLE001 - unreachable for whatever reason
+            problems["broker"] = type(error).__name__ or "unreachable"
+        try:
+            await db.ping(state.engine)
+        except Exception as error:  # noqa: BLE001
+            problems["database"] = type(error).__name__
+        return problems
+
+    app = FastAPI(
+        title="abm-stream ingest",
+        version="1",
+        description="Collection: Segment-compatible HTTP API and the tracking pixel.",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    app.include_router(health_router(readiness))
+    app.add_exception_handler(Problem, _problem_handler)  # type: ignore[arg-type]
+    app.middleware("http")(timed(metrics.INGEST_REQUEST_SECONDS))
+    return app
+
+
+async def _problem_handler(_request: Request, problem: Problem) -> Response:
+    return problem_response(problem)
+
+
+def main(settings: IngestSettings | None = None) -> None:
+    settings = settings or IngestSettings()
+    configure_logging(settings.log_level, settings.log_json)
+    metrics.publish_build_info("ingest")
+    serve(create_app(settings), settings.ingest_host, settings.ingest_port)

@@ -1,0 +1,83 @@
+"""Turn one request's messages into events to produce and rejections to report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.events import InboundEvent
+from services.ingest.errors import RejectedMessage
+from services.ingest.identity import VisitorAccounts
+from services.ingest.segment import Received, to_event
+from services.kit import metrics
+
+
+@dataclass
+class Collected:
+    events: list[InboundEvent] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    dead: list[tuple[bytes, str, str]] = field(default_factory=list)  # raw, reason, source
+    ignored: int = 0
+    duplicates: int = 0
+
+
+def collect(
+    messages: Sequence[Any],
+    received: Received,
+    visitors: VisitorAccounts,
+    max_event_bytes: int,
+) -> Collected:
+    """Map every message; a bad one is rejected alone, never the whole batch."""
+    result = Collected()
+    seen: set[str] = set()
+    for index, message in enumerate(messages):
+        try:
+            event = _one(message, received, visitors, max_event_bytes)
+        except RejectedMessage as rejection:
+            _reject(result, index, message, rejection, received.source)
+            continue
+        if event is None:
+            result.ignored += 1
+            metrics.INGEST_EVENTS.labels("none", "ignored").inc()
+        elif event.event_id in seen:
+            result.duplicates += 1
+            metrics.INGEST_EVENTS.labels(event.type, "duplicate").inc()
+        else:
+            seen.add(event.event_id)
+            result.events.append(event)
+            _remember_visitor(event, visitors)
+    return result
+
+
+def _one(
+    message: Any, received: Received, visitors: VisitorAccounts, max_event_bytes: int
+) -> InboundEvent | None:
+    if not isinstance(message, Mapping):
+        raise RejectedMessage("message", "must be a JSON object")
+    if len(json.dumps(message, default=str)) > max_event_bytes:
+        raise RejectedMessage("message", f"larger than {max_event_bytes // 1024} KB")
+    return to_event(message, received, visitors.get)
+
+
+def _remember_visitor(event: InboundEvent, visitors: VisitorAccounts) -> None:
+    if event.account and event.anonymous_id:
+        visitors.remember(event.anonymous_id, event.account)
+
+
+def _reject(
+    result: Collected, index: int, message: Any, rejection: RejectedMessage, source: str
+) -> None:
+    message_id = message.get("messageId") if isinstance(message, Mapping) else None
+    result.rejected.append(
+        {
+            "index": index,
+            "messageId": message_id,
+            "field": rejection.field,
+            "reason": rejection.reason,
+        }
+    )
+    raw = json.dumps(message, default=str).encode()
+    result.dead.append((raw, f"{rejection.field}: {rejection.reason}", source))
+    metrics.INGEST_EVENTS.labels("invalid", "rejected").inc()

@@ -1,0 +1,199 @@
+"""Segment tracking-spec messages -> our events (pure: no I/O, no clock).
+
+The mapping follows the domain file's event vocabulary. Event time corrects the sender's
+clock skew as Segment does: ``timestamp = received_at - (sent_at - original_timestamp)``,
+and an event claiming to be in the future is clamped to ``received_at``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.events import INBOUND_ADAPTER, InboundEvent
+from services.ingest.errors import RejectedMessage
+from services.ingest.identity import resolve_account
+
+TRACK_TYPES: Mapping[str, str] = {
+    "ad impression": "ad_impressed",
+    "ad clicked": "ad_clicked",
+    "chat started": "chat_started",
+    "chat message": "chat_message_sent",
+    "email sent": "email_sent",
+    "email opened": "email_opened",
+    "email clicked": "email_clicked",
+    "email replied": "email_replied",
+    "meeting held": "meeting_held",
+    "form submitted": "form_submitted",
+    "intent signal": "intent_signal_received",
+    "opportunity created": "opportunity_created",
+    "opportunity updated": "opportunity_updated",
+    "opportunity won": "opportunity_won",
+    "opportunity lost": "opportunity_lost",
+    "subscription renewed": "subscription_renewed",
+    "subscription expanded": "subscription_expanded",
+    "subscription churned": "subscription_churned",
+    "nps submitted": "nps_submitted",
+    "campaign spend": "campaign_spent",
+}
+
+FIRMOGRAPHIC_TRAITS: Mapping[str, str] = {
+    "name": "name",
+    "industry": "industry",
+    "country": "country",
+    "employees": "employees",
+    "annual_revenue": "annual_revenue",
+    "annualRevenue": "annual_revenue",
+    "technologies": "technologies",
+    "funding": "funding",
+    "customer_count": "customer_count",
+    "owner": "owner",
+    "target": "target",
+}
+
+_BOT = re.compile(r"bot|crawl|spider|slurp|headless|phantomjs|python-requests|curl/", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What the request adds to every message: when, from which source, batch context."""
+
+    at: datetime
+    source: str
+    sent_at: datetime | None = None
+    context: Mapping[str, Any] | None = None
+
+
+Lookup = Callable[[str], str | None]
+
+
+def to_event(message: Mapping[str, Any], received: Received, known: Lookup) -> InboundEvent | None:
+    """Map one Segment message; ``None`` when the spec call has no event of ours."""
+    kind = message.get("type")
+    if kind not in ("page", "screen", "track", "identify", "group", "alias"):
+        raise RejectedMessage("type", f"unsupported message type {str(kind)[:32]!r}")
+    context = {**(received.context or {}), **_mapping(message, "context")}
+    resolution = resolve_account(message, context, known)
+    fields = _specific_fields(kind, message, context)
+    if fields is None:
+        return None
+    document = {
+        **fields,
+        "event_id": _event_id(message),
+        "occurred_at": event_time(message, received),
+        "received_at": received.at,
+        "account": resolution.account,
+        "anonymous_id": message.get("anonymousId") or message.get("userId"),
+        "source": received.source,
+        "is_bot": bool(_BOT.search(str(context.get("userAgent") or ""))),
+    }
+    return _validate(document)
+
+
+def event_time(message: Mapping[str, Any], received: Received) -> datetime:
+    original = parse_time(message.get("timestamp") or message.get("originalTimestamp"))
+    sent_at = parse_time(message.get("sentAt")) or received.sent_at
+    if original is None:
+        return received.at
+    if sent_at is not None:
+        original = received.at - (sent_at - original)
+    return min(original, received.at)  # a sender's clock ahead of ours: clamp, keep order
+
+
+def _specific_fields(
+    kind: str, message: Mapping[str, Any], context: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    properties = _mapping(message, "properties")
+    if kind in ("page", "screen"):
+        page = _mapping(context, "page")
+        return {
+            "type": "page_viewed",
+            "url": properties.get("url") or page.get("url") or properties.get("path") or "",
+            "referrer": properties.get("referrer") or page.get("referrer"),
+            "title": properties.get("title") or page.get("title") or message.get("name"),
+        }
+    if kind == "group":
+        traits = _mapping(message, "traits")
+        values = {
+            ours: traits[theirs] for theirs, ours in FIRMOGRAPHIC_TRAITS.items() if theirs in traits
+        }
+        return {"type": "account_upserted", **values}
+    if kind == "identify":
+        traits = _mapping(message, "traits")
+        if not traits.get("email"):
+            return None
+        return {
+            "type": "contact_identified",
+            "contact_email": traits["email"],
+            "user_id": message.get("userId"),
+            "title": traits.get("title"),
+            "role": traits.get("role"),
+        }
+    if kind == "track":
+        return _track_fields(message, properties)
+    return None  # alias: only stitches identities
+
+
+def _track_fields(
+    message: Mapping[str, Any], properties: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    name = message.get("event")
+    if not isinstance(name, str) or not name.strip():
+        raise RejectedMessage("event", "a track call needs an event name")
+    ours = TRACK_TYPES.get(name.strip().lower())
+    if ours is None:
+        return None  # a custom event with no meaning for ABM: accepted, not produced
+    fields = {k: v for k, v in properties.items() if k not in ("type", "account")}
+    fields["type"] = ours
+    if "email" in properties and "contact_email" not in fields:
+        fields["contact_email"] = properties["email"]
+    if ours == "intent_signal_received" and "source" in properties:
+        fields["provider"] = properties["source"]
+        fields.pop("source", None)
+    return fields
+
+
+def _validate(document: dict[str, Any]) -> InboundEvent:
+    try:
+        return INBOUND_ADAPTER.validate_python(document)
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = [str(p) for p in first.get("loc", ()) if str(p) != document.get("type")]
+        raise RejectedMessage(
+            ".".join(location) or "message", first.get("msg", "invalid")
+        ) from None
+
+
+def _event_id(message: Mapping[str, Any]) -> str:
+    message_id = message.get("messageId")
+    if not isinstance(message_id, str) or not message_id.strip():
+        raise RejectedMessage("messageId", "required: it is what makes retries safe")
+    return message_id.strip()
+
+
+def parse_time(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise RejectedMessage("timestamp", "must be an ISO 8601 string")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise RejectedMessage("timestamp", f"not ISO 8601: {value[:40]!r}") from None
+    if moment.tzinfo is None:
+        raise RejectedMessage("timestamp", "needs a time zone (e.g. a trailing Z)")
+    return moment
+
+
+def _mapping(container: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = container.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise RejectedMessage(key, "must be an object")
+    return value

@@ -1,0 +1,24 @@
+"""Ingest settings (``ABM_`` prefix)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.kit.settings import CommonSettings
+
+
+class IngestSettings(CommonSettings):
+    ingest_host: str = "127.0.0.1"
+    ingest_port: int = Field(default=8001, ge=1, le=65535)
+    ingest_ack_timeout_s: float = Field(
+        default=5.0, gt=0, description="Longest wait for the broker before answering 503."
+    )
+    ingest_max_batch_bytes: int = Field(default=500 * 1024, ge=1024)
+    ingest_max_event_bytes: int = Field(default=32 * 1024, ge=256)
+    ingest_max_batch_events: int = Field(default=2500, ge=1)
+    ingest_write_key_cache_s: float = Field(
+        default=30.0, ge=0, description="How long a write-key lookup is cached (revocation lag)."
+    )
+    ingest_max_clock_skew_s: float = Field(
+        default=300.0, ge=0, description="Event times later than received_at + this are clamped."
+    )

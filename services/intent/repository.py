@@ -1,0 +1,73 @@
+"""Intent state in the database: one row per (account, topic) series, one per surge."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from schemas.events import SurgeEnded, SurgeStarted
+from services.intent.detector import SeriesState
+from services.intent.processing import SeriesKey
+from services.kit.dialect import upsert_statement, upsert_values
+from services.kit.tables import intent_series, surges
+
+
+async def load_series(
+    session: AsyncSession, keys: Iterable[SeriesKey]
+) -> dict[SeriesKey, SeriesState]:
+    wanted = sorted(set(keys))
+    states: dict[SeriesKey, SeriesState] = {}
+    for start in range(0, len(wanted), 300):
+        chunk = wanted[start : start + 300]
+        condition = or_(
+            *(and_(intent_series.c.account == a, intent_series.c.topic == t) for a, t in chunk)
+        )
+        rows = await session.execute(
+            select(intent_series.c.account, intent_series.c.topic, intent_series.c.state).where(
+                condition
+            )
+        )
+        states.update({(a, t): SeriesState.model_validate(doc) for a, t, doc in rows})
+    return states
+
+
+async def save_series(session: AsyncSession, states: dict[SeriesKey, SeriesState]) -> None:
+    rows = [
+        {"account": account, "topic": topic, "state": state.model_dump(mode="json")}
+        for (account, topic), state in states.items()
+    ]
+    if rows:
+        await session.execute(upsert_values(session, intent_series, rows, ["account", "topic"]))
+
+
+async def record_surges(
+    session: AsyncSession, changes: Sequence[SurgeStarted | SurgeEnded]
+) -> None:
+    """Open a surge row on start; close the open one of that series on end."""
+    for change in changes:
+        if isinstance(change, SurgeStarted):
+            await session.execute(
+                upsert_statement(session, surges)
+                .values(
+                    event_id=change.event_id,
+                    account=change.account,
+                    topic=change.topic,
+                    started_at=change.occurred_at,
+                    score=change.score,
+                    baseline=change.baseline,
+                    observed=change.observed,
+                    detector_version=change.detector_version,
+                    trigger_event_ids=list(change.trigger_event_ids),
+                )
+                .on_conflict_do_nothing()
+            )
+        else:
+            await session.execute(
+                update(surges)
+                .where(surges.c.account == change.account)
+                .where(surges.c.topic == change.topic)
+                .where(surges.c.ended_at.is_(None))
+                .values(ended_at=change.occurred_at)
+            )

@@ -1,0 +1,66 @@
+"""The intent consumer: the pure detector wrapped by the shared consumer shell."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from schemas import topics
+from schemas.events import SurgeEnded, SurgeStarted, encode_event
+from services.intent import repository
+from services.intent.config import IntentConfig, load_intent_config
+from services.intent.processing import apply_events, series_keys
+from services.intent.settings import IntentSettings
+from services.kit import metrics
+from services.kit.consumer import InboundRecord, ShellOptions
+from services.kit.logging import configure_logging
+from services.kit.offsets import OutboundRecord
+from services.kit.runner import run_consumer_service
+
+
+class IntentHandler:
+    def __init__(self, config: IntentConfig) -> None:
+        self._config = config
+
+    async def apply(
+        self, session: AsyncSession, records: Sequence[InboundRecord]
+    ) -> list[OutboundRecord]:
+        events = [r.event for r in records]
+        keys = series_keys(events, self._config)
+        if not keys:
+            return []
+        states = await repository.load_series(session, keys)
+        changed, outputs = apply_events(states, events, self._config)
+        await repository.save_series(session, changed)
+        await repository.record_surges(session, outputs)
+        for surge in outputs:
+            metrics.INTENT_SURGES.labels(surge.topic, surge.type.removeprefix("surge_")).inc()
+        return [_outbound(surge) for surge in outputs]
+
+
+def _outbound(surge: SurgeStarted | SurgeEnded) -> OutboundRecord:
+    return OutboundRecord(
+        topic=topics.SURGES.name,
+        key=topics.partition_key(surge.account_key),
+        value=encode_event(surge),
+        headers=((topics.HEADER_EVENT_TYPE, surge.type.encode()),),
+    )
+
+
+def main(settings: IntentSettings | None = None) -> None:
+    settings = settings or IntentSettings()
+    configure_logging(settings.log_level, settings.log_json)
+    asyncio.run(
+        run_consumer_service(
+            service="intent",
+            settings=settings,
+            group_id=topics.INTENT_GROUP,
+            topic_names=(topics.EVENTS.name,),
+            handler=IntentHandler(load_intent_config(settings.intent_config_file)),
+            metrics_host=settings.intent_metrics_host,
+            metrics_port=settings.intent_metrics_port,
+            options=ShellOptions(max_batch=settings.intent_max_batch),
+        )
+    )

@@ -1,0 +1,321 @@
+"""The consumer shell shared by intent and funnel.
+
+Reads micro-batches, hands each partition's decoded events to a ``BatchHandler`` (which
+loads state, runs the pure core and writes the new state), and commits that state, the
+consumed offsets, the applied event ids and the outgoing records (outbox) in ONE database
+transaction. The database, not Kafka, is the source of truth for offsets: on assignment
+the shell seeks to the stored offsets. Killing the process at any instant therefore
+neither loses nor double-counts an event; after the commit the outbox is relayed to Kafka
+(at-least-once, with deterministic event ids so downstream de-duplicates).
+
+Errors: undecodable records go to the dead-letter topic (through the same outbox) and the
+shell moves on; the broker or database being away is retried with back-off, never
+skipped; anything else crashes the process, which restarts from the stored offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from schemas import topics
+from schemas.events import Event, decode_event
+from services.kit import metrics, offsets
+from services.kit.offsets import OffsetConflict, OutboundRecord, TopicPartitionKey
+from services.kit.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+# The broker or the database being away: back off and retry the same batch.
+RETRIABLE = (OperationalError, InterfaceError, KafkaError, OSError, TimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRecord:
+    topic: str
+    partition: int
+    offset: int
+    event: Event
+
+
+class BatchHandler(Protocol):
+    """Service-specific part: state in, pure processing, state out. Never commits."""
+
+    async def apply(
+        self, session: AsyncSession, records: Sequence[InboundRecord]
+    ) -> list[OutboundRecord]: ...
+
+
+@dataclass
+class ConsumerStatus:
+    """What /readyz and the lag gauges read."""
+
+    started: bool = False
+    assigned: set[TopicPartitionKey] = field(default_factory=set)
+    last_batch_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShellOptions:
+    max_batch: int = 1000
+    poll_timeout_ms: int = 200
+    outbox_batch: int = 1000
+    dedup_retention: timedelta = timedelta(days=7)
+    prune_every_batches: int = 1000
+    max_backoff_s: float = 10.0
+
+
+class ConsumerShell:
+    def __init__(
+        self,
+        *,
+        settings: CommonSettings,
+        group_id: str,
+        topic_names: Sequence[str],
+        handler: BatchHandler,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        options: ShellOptions | None = None,
+    ) -> None:
+        self._settings = settings
+        self._group = group_id
+        self._topic_names = list(topic_names)
+        self._handler = handler
+        self._sessions = sessionmaker
+        self._options = options or ShellOptions()
+        self._positions: dict[TopicPartitionKey, int | None] = {}
+        self._batches = 0
+        self.status = ConsumerStatus()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set; then finish the batch, commit and leave the group."""
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            client_id=f"{self._settings.kafka_client_id}-{self._group}",
+            group_id=self._group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self._options.max_batch,
+        )
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=self._settings.kafka_enable_idempotence,
+            linger_ms=5,
+        )
+        await self._producer.start()
+        try:
+            await self._consumer.start()
+            self._consumer.subscribe(self._topic_names, listener=_Rebalance(self))
+            self.status.started = True
+            await self._loop(stop)
+        finally:
+            self.status.started = False
+            await self._consumer.stop()  # leaves the group so partitions move at once
+            await self._producer.stop()
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                await self._poll_once()
+                backoff = 0.1
+            except OffsetConflict as conflict:
+                metrics.CONSUMER_CONFLICTS.labels(self._group).inc()
+                log.warning("offset conflict, re-seeking: %s", conflict)
+                await self._reseek(list(self._positions))
+            except RETRIABLE as error:
+                log.warning("retriable error, backing off %.1fs: %r", backoff, error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._options.max_backoff_s)
+                await self._reseek(list(self._positions))
+
+    async def _poll_once(self) -> None:
+        assert self._consumer is not None
+        batch = await self._consumer.getmany(
+            timeout_ms=self._options.poll_timeout_ms, max_records=self._options.max_batch
+        )
+        if batch:
+            await self._apply_batch(batch)
+            await self._relay_outbox()
+        self._export_lag()
+
+    async def _apply_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        started = time.perf_counter()
+        size = 0
+        async with self._sessions() as session, session.begin():
+            advanced: dict[TopicPartitionKey, int] = {}
+            for tp, messages in batch.items():
+                key = (tp.topic, tp.partition)
+                if key not in self._positions:
+                    continue  # revoked while the batch was in flight
+                fresh = [m for m in messages if m.offset >= (self._positions[key] or 0)]
+                if not fresh:
+                    continue
+                size += len(fresh)
+                await self._apply_partition(session, key, fresh)
+                advanced[key] = fresh[-1].offset + 1
+            self._batches += 1
+            if self._batches % self._options.prune_every_batches == 0:
+                await offsets.forget_applied_before(
+                    session, self._group, self._options.dedup_retention
+                )
+        self._positions.update(advanced)
+        await self._commit_to_kafka(advanced)
+        metrics.CONSUMER_BATCH_SECONDS.labels(self._group).observe(time.perf_counter() - started)
+        metrics.CONSUMER_BATCH_SIZE.labels(self._group).observe(size)
+        self.status.last_batch_at = time.time()
+
+    async def _apply_partition(
+        self, session: AsyncSession, key: TopicPartitionKey, messages: list[Any]
+    ) -> None:
+        records, dead = _decode(messages, key)
+        seen = await offsets.already_applied(
+            session, self._group, [r.event.event_id for r in records]
+        )
+        fresh: list[InboundRecord] = []
+        for record in records:
+            if record.event.event_id in seen:
+                metrics.CONSUMER_EVENTS.labels(self._group, "duplicate").inc()
+                continue
+            seen.add(record.event.event_id)
+            fresh.append(record)
+        outbound = await self._handler.apply(session, fresh) if fresh else []
+        await offsets.mark_applied(session, self._group, [r.event.event_id for r in fresh])
+        await offsets.enqueue(session, self._group, key, [*dead, *outbound])
+        await offsets.advance_offset(
+            session, self._group, key, self._positions[key], messages[-1].offset + 1
+        )
+        metrics.CONSUMER_EVENTS.labels(self._group, "applied").inc(len(fresh))
+        metrics.CONSUMER_EVENTS.labels(self._group, "dead_lettered").inc(len(dead))
+
+    async def _relay_outbox(self) -> None:
+        """Publish what committed transactions queued, then delete it. At-least-once."""
+        assert self._producer is not None
+        while True:
+            async with self._sessions() as session, session.begin():
+                rows = await offsets.pending(
+                    session, self._group, list(self._positions), self._options.outbox_batch
+                )
+                if not rows:
+                    return
+                futures = [
+                    await self._producer.send(
+                        r.record.topic,
+                        value=r.record.value,
+                        key=r.record.key,
+                        headers=list(r.record.headers),
+                    )
+                    for r in rows
+                ]
+                await asyncio.gather(*futures)
+                await offsets.delete_published(session, [r.id for r in rows])
+            for row in rows:
+                metrics.OUTBOX_PUBLISHED.labels(self._group, row.record.topic).inc()
+            if len(rows) < self._options.outbox_batch:
+                return
+
+    async def _commit_to_kafka(self, advanced: dict[TopicPartitionKey, int]) -> None:
+        """Mirror the stored offsets to Kafka so standard lag tooling works; advisory only."""
+        assert self._consumer is not None
+        if not advanced:
+            return
+        try:
+            await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in advanced.items()})
+        except KafkaError as error:
+            log.debug("advisory Kafka commit failed: %r", error)
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        metrics.CONSUMER_REBALANCES.labels(self._group).inc()
+        await self._reseek([(tp.topic, tp.partition) for tp in assigned])
+        self.status.assigned = set(self._positions)
+        log.info("assigned %d partitions", len(assigned))
+        await self._relay_outbox()
+
+    def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        for tp in revoked:
+            self._positions.pop((tp.topic, tp.partition), None)
+            with contextlib.suppress(KeyError):
+                metrics.CONSUMER_LAG.remove(self._group, tp.topic, str(tp.partition))
+        self.status.assigned = set(self._positions)
+
+    async def _reseek(self, partitions: list[TopicPartitionKey]) -> None:
+        """Seek each partition to the offset stored in the database (or its beginning)."""
+        assert self._consumer is not None
+        async with self._sessions() as session:
+            stored = await offsets.load_offsets(session, self._group, partitions)
+        for key in partitions:
+            tp = TopicPartition(*key)
+            self._positions[key] = stored.get(key)
+            if key in stored:
+                self._consumer.seek(tp, stored[key])
+            else:
+                await self._consumer.seek_to_beginning(tp)
+
+    def _export_lag(self) -> None:
+        assert self._consumer is not None
+        for (topic, partition), position in self._positions.items():
+            highwater = self._consumer.highwater(TopicPartition(topic, partition))
+            if highwater is not None:
+                lag = max(0, highwater - (position or 0))
+                metrics.CONSUMER_LAG.labels(self._group, topic, str(partition)).set(lag)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, shell: ConsumerShell) -> None:
+        self._shell = shell
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._shell.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._shell.on_assigned(assigned)
+
+
+def _decode(
+    messages: list[Any], key: TopicPartitionKey
+) -> tuple[list[InboundRecord], list[OutboundRecord]]:
+    records: list[InboundRecord] = []
+    dead: list[OutboundRecord] = []
+    for message in messages:
+        try:
+            event = decode_event(message.value or b"")
+        except ValidationError as error:
+            dead.append(dead_letter(message, key, _reason(error)))
+            continue
+        records.append(InboundRecord(key[0], key[1], message.offset, event))
+    return records, dead
+
+
+def dead_letter(message: Any, key: TopicPartitionKey, reason: str) -> OutboundRecord:
+    return OutboundRecord(
+        topic=topics.DEAD_LETTER.name,
+        key=message.key,
+        value=message.value or b"",
+        headers=(
+            (topics.HEADER_REASON, reason.encode()),
+            (topics.HEADER_SOURCE, b"consumer"),
+            (topics.HEADER_ORIGINAL_TOPIC, key[0].encode()),
+            (topics.HEADER_ORIGINAL_PARTITION, str(key[1]).encode()),
+            (topics.HEADER_ORIGINAL_OFFSET, str(message.offset).encode()),
+        ),
+    )
+
+
+def _reason(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    return f"{where or 'body'}: {first.get('msg', 'invalid')}"[:1024]

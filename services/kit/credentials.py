@@ -1,0 +1,79 @@
+"""Write keys and API tokens: stored as SHA-256 hashes, never in clear.
+
+Keys are long random tokens, so an unsalted fast hash is the standard choice (as for
+GitHub or Stripe keys): it cannot be brute-forced and lookups stay a primary-key read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.dialect import upsert_statement
+from services.kit.tables import api_tokens, write_keys
+
+SCOPES = frozenset({"read", "write", "admin"})
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_secret(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(24)}"
+
+
+async def source_for_write_key(session: AsyncSession, key: str) -> str | None:
+    """The source name of an active write key, or None."""
+    row = await session.execute(
+        select(write_keys.c.source)
+        .where(write_keys.c.key_hash == hash_secret(key))
+        .where(write_keys.c.revoked_at.is_(None))
+    )
+    return row.scalar_one_or_none()
+
+
+async def scopes_for_token(session: AsyncSession, token: str) -> frozenset[str] | None:
+    row = await session.execute(
+        select(api_tokens.c.scopes)
+        .where(api_tokens.c.token_hash == hash_secret(token))
+        .where(api_tokens.c.revoked_at.is_(None))
+    )
+    scopes = row.scalar_one_or_none()
+    return None if scopes is None else frozenset(scopes.split())
+
+
+async def store_write_key(session: AsyncSession, key: str, source: str) -> None:
+    await session.execute(
+        upsert_statement(session, write_keys)
+        .values(key_hash=hash_secret(key), source=source, created_at=datetime.now(UTC))
+        .on_conflict_do_nothing()
+    )
+
+
+async def store_api_token(
+    session: AsyncSession, token: str, name: str, scopes: frozenset[str]
+) -> None:
+    unknown = scopes - SCOPES
+    if unknown:
+        raise ValueError(f"unknown scopes: {sorted(unknown)}")
+    await session.execute(
+        upsert_statement(session, api_tokens)
+        .values(
+            token_hash=hash_secret(token),
+            name=name,
+            scopes=" ".join(sorted(scopes)),
+            created_at=datetime.now(UTC),
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+async def seed_dev_credentials(session: AsyncSession, write_key: str, api_token: str) -> None:
+    """Development mode only (`abm up`): a write key and an all-scopes API token."""
+    await store_write_key(session, write_key, source="dev")
+    await store_api_token(session, api_token, name="dev", scopes=SCOPES)

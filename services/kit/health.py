@@ -1,0 +1,43 @@
+"""/healthz, /readyz and /metrics for every service.
+
+The HTTP services mount ``health_router``; the consumers, which have no HTTP API, serve
+the same router from a small app on their metrics port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
+"""Returns a name -> problem map; empty means ready."""
+
+
+def health_router(readiness: ReadinessCheck) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Readiness: broker and database reachable")
+    async def readyz() -> JSONResponse:
+        problems = await readiness()
+        status = 200 if not problems else 503
+        body = {"status": "ready" if not problems else "not ready", "problems": problems}
+        return JSONResponse(body, status_code=status)
+
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def operations_app(readiness: ReadinessCheck) -> FastAPI:
+    app = FastAPI(title="abm-stream operations", openapi_url=None, docs_url=None)
+    app.include_router(health_router(readiness))
+    return app

@@ -1,0 +1,75 @@
+"""Kafka clients configured once: producers that wait for acks=all, topic creation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from schemas.topics import ALL_TOPICS, Topic
+from services.kit.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+def create_producer(settings: CommonSettings, *, linger_ms: int = 5) -> AIOKafkaProducer:
+    """A producer that only reports success once every in-sync replica has the record."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=settings.kafka_client_id,
+        acks="all",
+        enable_idempotence=settings.kafka_enable_idempotence,
+        linger_ms=linger_ms,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+        compression_type=None,
+    )
+
+
+async def ensure_topics(
+    bootstrap: str, topics: Iterable[Topic] = ALL_TOPICS, *, replication_factor: int = 1
+) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t.name not in existing]
+        if not missing:
+            return []
+        new = [NewTopic(t.name, t.partitions, replication_factor) for t in missing]
+        response = await admin.create_topics(new)
+        for name, code, message in _topic_errors(response):
+            if code not in (0, TOPIC_ALREADY_EXISTS):
+                raise KafkaError(f"creating topic {name} failed: {code} {message}")
+        return [t.name for t in missing]
+    finally:
+        await admin.close()
+
+
+async def wait_for_broker(bootstrap: str, *, timeout_s: float = 30.0) -> None:
+    """Block until the broker answers metadata requests, or raise ``TimeoutError``."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2_000)
+        try:
+            await admin.start()
+            await admin.list_topics()
+        except KafkaError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"Kafka at {bootstrap} did not answer") from None
+            await asyncio.sleep(0.2)
+        else:
+            return
+        finally:
+            await admin.close()
+
+
+def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
+    errors = getattr(response, "topic_errors", [])
+    return [(e[0], e[1], e[2] if len(e) > 2 else None) for e in errors]

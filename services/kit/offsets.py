@@ -1,0 +1,193 @@
+"""Consumer bookkeeping in the database: stored offsets, applied event ids, the outbox.
+
+Every function takes the caller's session and never commits: the consumer shell commits
+them together with the derived state, in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.dialect import upsert_statement
+from services.kit.tables import consumer_offsets, outbox, processed_events
+
+
+class OffsetConflict(Exception):
+    """Another group member advanced a partition's stored offset: our batch is stale."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRecord:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRecord:
+    id: int
+    record: OutboundRecord
+
+
+TopicPartitionKey = tuple[str, int]
+
+
+async def load_offsets(
+    session: AsyncSession, group_id: str, partitions: Iterable[TopicPartitionKey]
+) -> dict[TopicPartitionKey, int]:
+    wanted = list(partitions)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(
+            consumer_offsets.c.topic, consumer_offsets.c.partition, consumer_offsets.c.next_offset
+        )
+        .where(consumer_offsets.c.group_id == group_id)
+        .where(tuple_(consumer_offsets.c.topic, consumer_offsets.c.partition).in_(wanted))
+    )
+    return {(topic, partition): offset for topic, partition, offset in rows}
+
+
+async def advance_offset(
+    session: AsyncSession,
+    group_id: str,
+    partition: TopicPartitionKey,
+    expected: int | None,
+    next_offset: int,
+) -> None:
+    """Compare-and-set the stored offset; ``expected=None`` means no row exists yet.
+
+    This fences zombies: a member that lost the partition in a rebalance finds the row
+    moved on and rolls back instead of applying the same records twice.
+    """
+    topic, number = partition
+    now = datetime.now(UTC)
+    if expected is None:
+        inserted = await session.execute(
+            upsert_statement(session, consumer_offsets)
+            .values(
+                group_id=group_id,
+                topic=topic,
+                partition=number,
+                next_offset=next_offset,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        if inserted.rowcount != 1:  # type: ignore[attr-defined]
+            raise OffsetConflict(f"{topic}[{number}] was claimed by another member")
+        return
+    result = await session.execute(
+        update(consumer_offsets)
+        .where(consumer_offsets.c.group_id == group_id)
+        .where(consumer_offsets.c.topic == topic)
+        .where(consumer_offsets.c.partition == number)
+        .where(consumer_offsets.c.next_offset == expected)
+        .values(next_offset=next_offset, updated_at=now)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise OffsetConflict(f"{topic}[{number}] moved past {expected}")
+
+
+async def already_applied(
+    session: AsyncSession, group_id: str, event_ids: Sequence[str]
+) -> set[str]:
+    if not event_ids:
+        return set()
+    found: set[str] = set()
+    for chunk in _chunks(list(dict.fromkeys(event_ids)), 500):
+        rows = await session.execute(
+            select(processed_events.c.event_id)
+            .where(processed_events.c.group_id == group_id)
+            .where(processed_events.c.event_id.in_(chunk))
+        )
+        found.update(rows.scalars())
+    return found
+
+
+async def mark_applied(session: AsyncSession, group_id: str, event_ids: Sequence[str]) -> None:
+    if not event_ids:
+        return
+    now = datetime.now(UTC)
+    await session.execute(
+        insert(processed_events),
+        [{"group_id": group_id, "event_id": e, "processed_at": now} for e in event_ids],
+    )
+
+
+async def forget_applied_before(session: AsyncSession, group_id: str, retention: timedelta) -> None:
+    """Event ids older than the retention can no longer arrive as duplicates worth catching."""
+    cutoff = datetime.now(UTC) - retention
+    await session.execute(
+        delete(processed_events)
+        .where(processed_events.c.group_id == group_id)
+        .where(processed_events.c.processed_at < cutoff)
+    )
+
+
+async def enqueue(
+    session: AsyncSession,
+    group_id: str,
+    source: TopicPartitionKey,
+    records: Sequence[OutboundRecord],
+) -> None:
+    if not records:
+        return
+    await session.execute(
+        insert(outbox),
+        [
+            {
+                "group_id": group_id,
+                "source_topic": source[0],
+                "source_partition": source[1],
+                "topic": r.topic,
+                "key": r.key,
+                "value": r.value,
+                "headers": [[name, value.decode("latin-1")] for name, value in r.headers],
+            }
+            for r in records
+        ],
+    )
+
+
+async def pending(
+    session: AsyncSession, group_id: str, sources: Iterable[TopicPartitionKey], limit: int
+) -> list[PendingRecord]:
+    wanted = list(sources)
+    if not wanted:
+        return []
+    rows = await session.execute(
+        select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers)
+        .where(outbox.c.group_id == group_id)
+        .where(tuple_(outbox.c.source_topic, outbox.c.source_partition).in_(wanted))
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    return [
+        PendingRecord(
+            id=row_id,
+            record=OutboundRecord(
+                topic=topic,
+                key=key,
+                value=value,
+                headers=tuple((name, text.encode("latin-1")) for name, text in headers),
+            ),
+        )
+        for row_id, topic, key, value, headers in rows
+    ]
+
+
+async def delete_published(session: AsyncSession, ids: Sequence[int]) -> None:
+    for chunk in _chunks(list(ids), 500):
+        await session.execute(delete(outbox).where(outbox.c.id.in_(chunk)))
+
+
+def _chunks(items: list[str] | list[int], size: int) -> Iterable[list[str] | list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

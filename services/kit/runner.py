@@ -1,0 +1,94 @@
+"""Process entry points: signals, the consumer service runtime, HTTP serving."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator, Sequence
+
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.kit import db, migrate
+from services.kit.consumer import BatchHandler, ConsumerShell, ShellOptions
+from services.kit.health import operations_app
+from services.kit.metrics import publish_build_info
+from services.kit.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT, so that work can finish its batch and exit."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to our own handler (see ``stop_on_signals``)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def quiet_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+    )
+    return EmbeddedServer(config)
+
+
+async def run_consumer_service(
+    *,
+    service: str,
+    settings: CommonSettings,
+    group_id: str,
+    topic_names: Sequence[str],
+    handler: BatchHandler,
+    metrics_host: str,
+    metrics_port: int,
+    options: ShellOptions | None = None,
+) -> None:
+    """Run one consumer with its operations endpoints until SIGTERM/SIGINT."""
+    publish_build_info(service)
+    engine = db.create_engine(url=settings.database_url, pool_size=settings.database_pool_size)
+    sessions: async_sessionmaker[AsyncSession] = db.create_sessionmaker(engine)
+    shell = ConsumerShell(
+        settings=settings,
+        group_id=group_id,
+        topic_names=topic_names,
+        handler=handler,
+        sessionmaker=sessions,
+        options=options,
+    )
+
+    async def readiness() -> dict[str, str]:
+        problems: dict[str, str] = {}
+        try:
+            await db.ping(engine)
+            if not await migrate.is_current(settings.database_url):
+                problems["database"] = "migrations not at head"
+        except Exception as error:  # noqa: BLE001 - any failure means not ready
+            problems["database"] = type(error).__name__
+        if not shell.status.started:
+            problems["broker"] = "consumer not connected"
+        return problems
+
+    server = quiet_server(operations_app(readiness), metrics_host, metrics_port)
+    stop = stop_on_signals()
+    serving = asyncio.create_task(server.serve())
+    log.info("%s consuming %s as %s", service, ", ".join(topic_names), group_id)
+    try:
+        await shell.run(stop)
+    finally:
+        server.should_exit = True
+        await serving
+        await engine.dispose()
+        log.info("%s stopped", service)

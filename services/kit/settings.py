@@ -1,0 +1,34 @@
+"""Settings shared by every service; each service extends ``CommonSettings`` with its own.
+
+Built in ``main()`` and passed down: nothing here is read at import time.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/abm.db"
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ABM_", extra="ignore", frozen=True)
+
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
+    )
+    kafka_enable_idempotence: bool = Field(
+        default=False,
+        description="Idempotent producer; true on real Kafka (the embedded Tansu lacks it).",
+    )
+    kafka_client_id: str = "abm-stream"
+    kafka_request_timeout_ms: int = Field(default=10_000, ge=1_000)
+    database_url: str = DEFAULT_SQLITE_URL
+    database_pool_size: int = Field(default=10, ge=1)
+    log_level: str = "INFO"
+    log_json: bool = False
+    dev_mode: bool = Field(
+        default=False, description="Set by `abm up`: seeds the development credentials."
+    )
+    dev_write_key: SecretStr = SecretStr("dev-write-key")
+    dev_api_token: SecretStr = SecretStr("dev-api-token")

@@ -1,0 +1,184 @@
+"""The database tables, one schema for every service.
+
+Consumers own what they write (funnel: ``accounts`` and ``account_transitions``; intent:
+``intent_series`` and ``surges``); the API only reads them. The consumer bookkeeping
+(``consumer_offsets``, ``processed_events``, ``outbox``) is shared by the consumer shell.
+Alembic migrations under ``migrations/`` create exactly these.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both backends (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# --- consumer bookkeeping ---------------------------------------------------------------
+
+consumer_offsets = Table(
+    "consumer_offsets",
+    metadata,
+    Column("group_id", String(128), primary_key=True),
+    Column("topic", String(255), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("group_id", String(128), primary_key=True),
+    Column("event_id", String(128), primary_key=True),
+    Column("processed_at", UtcDateTime, nullable=False),
+    Index(None, "processed_at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("group_id", String(128), nullable=False),
+    Column("source_topic", String(255), nullable=False),
+    Column("source_partition", Integer, nullable=False),
+    Column("topic", String(255), nullable=False),
+    Column("key", LargeBinary, nullable=True),
+    Column("value", LargeBinary, nullable=False),
+    Column("headers", JsonDocument, nullable=False),
+    Index(None, "group_id", "source_topic", "source_partition", "id"),
+)
+
+# --- funnel state -------------------------------------------------------------------------
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("domain", String(253), primary_key=True),
+    Column("name", String(256)),
+    Column("owner", String(256)),
+    Column("is_target", Boolean, nullable=False),
+    Column("fit_score", Float, nullable=False),
+    Column("stage", String(32)),
+    Column("stage_since", UtcDateTime),
+    Column("furthest_stage_rank", Integer, nullable=False),
+    Column("tier", Integer),
+    Column("last_activity_at", UtcDateTime),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("state", JsonDocument, nullable=False),
+    Index(None, "stage", "domain"),
+    Index(None, "tier", "domain"),
+)
+
+account_transitions = Table(
+    "account_transitions",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("domain", String(253), nullable=False),
+    Column("kind", String(16), nullable=False),  # "stage" | "tier"
+    Column("from_value", String(32)),
+    Column("to_value", String(32)),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("rule", String(128), nullable=False),
+    Column("config_version", String(64), nullable=False),
+    Column("cause_event_ids", JsonDocument, nullable=False),
+    Index(None, "domain", "occurred_at"),
+)
+
+# --- intent state -------------------------------------------------------------------------
+
+intent_series = Table(
+    "intent_series",
+    metadata,
+    Column("account", String(253), primary_key=True),
+    Column("topic", String(256), primary_key=True),
+    Column("state", JsonDocument, nullable=False),
+)
+
+surges = Table(
+    "surges",
+    metadata,
+    Column("event_id", String(128), primary_key=True),  # the SurgeStarted event
+    Column("account", String(253), nullable=False),
+    Column("topic", String(256), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime),
+    Column("score", Float, nullable=False),
+    Column("baseline", Float, nullable=False),
+    Column("observed", Float, nullable=False),
+    Column("detector_version", String(64), nullable=False),
+    Column("trigger_event_ids", JsonDocument, nullable=False),
+    Index(None, "account", "topic", "ended_at"),
+    Index(None, "started_at"),
+)
+
+# --- credentials --------------------------------------------------------------------------
+
+write_keys = Table(
+    "write_keys",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),  # sha256 hex of the key
+    Column("source", String(256), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("scopes", String(256), nullable=False),  # space-separated: read write admin
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+)
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    return dict(row._mapping)

@@ -1,0 +1,178 @@
+"""Real parts for the integration tests: a throwaway PostgreSQL cluster, Tansu brokers and
+the services as child processes, exactly as `abm up` runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from services.kit.broker import free_port
+
+PG_VERSIONS = ("17", "16", "15")
+
+
+def pg_bindir() -> Path:
+    for version in PG_VERSIONS:
+        candidate = Path(f"/usr/lib/postgresql/{version}/bin")
+        if (candidate / "initdb").exists():
+            return candidate
+    raise RuntimeError("PostgreSQL server binaries not found; `make test` installs them")
+
+
+@dataclass
+class PostgresCluster:
+    """A throwaway cluster, owned by the `postgres` user when we run as root (initdb
+    refuses root). Durability is off: these tests crash consumers, not the database."""
+
+    root: Path
+    port: int
+    bindir: Path = field(default_factory=pg_bindir)
+
+    @property
+    def admin_dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url(self, database: str) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        data = self.root / "data"
+        self._run([str(self.bindir / "initdb"), "-D", str(data), "-U", "postgres",
+                   "--auth=trust", "-E", "UTF8", "--no-sync"])  # fmt: skip
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        )
+        self._run([str(self.bindir / "pg_ctl"), "-D", str(data), "-o", options,
+                   "-l", str(self.root / "pg.log"), "-w", "start"])  # fmt: skip
+
+    def stop(self) -> None:
+        self._run(
+            [str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop"],
+            check=False,
+        )
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    async def create_database(self) -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        connection = await asyncpg.connect(self.admin_dsn)
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+        return name
+
+    def _run(self, command: list[str], check: bool = True) -> None:
+        owner = {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
+        result = subprocess.run(command, check=False, capture_output=True, **owner)  # type: ignore[call-overload]
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{command[0]} failed: {result.stderr.decode()[-2000:]}")
+
+
+def start_postgres() -> PostgresCluster:
+    root = Path(tempfile.mkdtemp(prefix="abm-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    cluster = PostgresCluster(root=root, port=free_port())
+    cluster.start()
+    return cluster
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode
+
+
+@dataclass
+class Stack:
+    """Environment shared by the service processes of one test."""
+
+    env: dict[str, str]
+    logs: Path
+    processes: list[ServiceProcess] = field(default_factory=list)
+
+    def start(self, name: str) -> ServiceProcess:
+        log = self.logs / f"{name}-{len(self.processes)}.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", name],
+                env=self.env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        service = ServiceProcess(name, process, log)
+        self.processes.append(service)
+        return service
+
+    def url(self, name: str) -> str:
+        port = self.env[f"ABM_{name.upper()}_PORT"]
+        return f"http://127.0.0.1:{port}"
+
+    def stop_all(self) -> None:
+        for service in self.processes:
+            service.terminate()
+
+
+@contextmanager
+def stack(database_url: str, bootstrap: str, logs: Path) -> Iterator[Stack]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "ABM_DATABASE_URL": database_url,
+            "ABM_KAFKA_BOOTSTRAP": bootstrap,
+            "ABM_API_PORT": str(free_port()),
+            "ABM_INGEST_PORT": str(free_port()),
+            "ABM_INTENT_METRICS_PORT": str(free_port()),
+            "ABM_FUNNEL_METRICS_PORT": str(free_port()),
+            "ABM_LOG_LEVEL": "INFO",
+        }
+    )
+    running = Stack(env=env, logs=logs)
+    try:
+        yield running
+    finally:
+        running.stop_all()
+
+
+async def wait_until_ready(base_url: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(f"{base_url}/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"{base_url} never became ready")
