@@ -183,8 +183,8 @@ STAGE_ORDER: tuple[Stage, ...] = tuple(Stage)
 
 class StageChanged(Envelope):
     type: Literal["stage_changed"] = "stage_changed"
-    from_stage: Stage | None
-    to_stage: Stage | None
+    from_stage: Stage | None = None
+    to_stage: Stage | None = None
     rule: ShortText
     config_version: ShortText
     cause_event_ids: list[str] = Field(default_factory=list)
@@ -192,8 +192,8 @@ class StageChanged(Envelope):
 
 class TierChanged(Envelope):
     type: Literal["tier_changed"] = "tier_changed"
-    from_tier: int | None = Field(ge=1, le=3)
-    to_tier: int | None = Field(ge=1, le=3)
+    from_tier: int | None = Field(default=None, ge=1, le=3)
+    to_tier: int | None = Field(default=None, ge=1, le=3)
     rule: ShortText
     config_version: ShortText
     cause_event_ids: list[str] = Field(default_factory=list)

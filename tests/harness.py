@@ -156,6 +156,9 @@ def stack(database_url: str, bootstrap: str, logs: Path) -> Iterator[Stack]:
             "ABM_INTENT_METRICS_PORT": str(free_port()),
             "ABM_FUNNEL_METRICS_PORT": str(free_port()),
             "ABM_LOG_LEVEL": "INFO",
+            # a killed consumer's partitions move on quickly
+            "ABM_KAFKA_SESSION_TIMEOUT_MS": "2000",
+            "ABM_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
         }
     )
     running = Stack(env=env, logs=logs)

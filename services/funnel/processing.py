@@ -146,7 +146,8 @@ def _enter_stage(state: AccountState, move: Move, cause: Event) -> AccountState:
     furthest = state.furthest_stage_rank
     if move.to is not None:
         furthest = max(furthest, move.to.rank)
-        entered = entered if move.to in entered else {**entered, move.to: at}
+        if move.to not in entered:
+            entered = dict(sorted({**entered, move.to: at}.items(), key=lambda i: i[0].rank))
     return state.model_copy(
         update={
             "stage": move.to,

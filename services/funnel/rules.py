@@ -49,7 +49,9 @@ from services.funnel.state import (
     MAX_CLOSED_OPPORTUNITIES,
     MAX_OPEN_OPPORTUNITIES,
     AccountState,
+    ClosedOpportunity,
     OpportunityOutcome,
+    sorted_by_key,
 )
 
 
@@ -141,12 +143,12 @@ def on_opportunity(state: AccountState, event: OpportunityChanged, config: Funne
 def _on_open(state: AccountState, event: OpportunityChanged) -> Outcome:
     opportunity = event.opportunity_id
     is_new = opportunity not in state.open_opportunities
-    if opportunity in state.closed_opportunities or (
+    if state.outcome_of(opportunity) is not None or (
         is_new and len(state.open_opportunities) >= MAX_OPEN_OPPORTUNITIES
     ):
         return state, []
     amount = event.amount if event.amount is not None else state.open_opportunities.get(opportunity)
-    opened = {**state.open_opportunities, opportunity: amount or 0.0}
+    opened = sorted_by_key({**state.open_opportunities, opportunity: amount or 0.0})
     new = state.model_copy(update={"open_opportunities": opened})
     if new.is_target and new.stage in _PROSPECT_STAGES:
         return new, [Move(Stage.OPPORTUNITY, "opportunity_opened")]
@@ -155,7 +157,7 @@ def _on_open(state: AccountState, event: OpportunityChanged) -> Outcome:
 
 def _on_won(state: AccountState, event: OpportunityChanged) -> Outcome:
     opportunity = event.opportunity_id
-    if state.closed_opportunities.get(opportunity) == "won":
+    if state.outcome_of(opportunity) == "won":
         return state, []
     amount = event.amount
     if amount is None:
@@ -169,7 +171,7 @@ def _on_won(state: AccountState, event: OpportunityChanged) -> Outcome:
 
 def _on_lost(state: AccountState, event: OpportunityChanged, config: FunnelConfig) -> Outcome:
     opportunity = event.opportunity_id
-    if opportunity in state.closed_opportunities:
+    if state.outcome_of(opportunity) is not None:
         return state, []
     new = _close(state, opportunity, "lost")
     if new.open_opportunities or new.stage is not Stage.OPPORTUNITY:
@@ -181,11 +183,13 @@ def _on_lost(state: AccountState, event: OpportunityChanged, config: FunnelConfi
 def _close(state: AccountState, opportunity: str, outcome: OpportunityOutcome) -> AccountState:
     """``state`` with ``opportunity`` no longer open and remembered as ``outcome``."""
     still_open = {k: v for k, v in state.open_opportunities.items() if k != opportunity}
-    closed = {k: v for k, v in state.closed_opportunities.items() if k != opportunity}
-    closed[opportunity] = outcome
-    recent = dict(list(closed.items())[-MAX_CLOSED_OPPORTUNITIES:])
+    others = tuple(c for c in state.closed_opportunities if c.id != opportunity)
+    closed = (*others, ClosedOpportunity(id=opportunity, outcome=outcome))
     return state.model_copy(
-        update={"open_opportunities": still_open, "closed_opportunities": recent}
+        update={
+            "open_opportunities": still_open,
+            "closed_opportunities": closed[-MAX_CLOSED_OPPORTUNITIES:],
+        }
     )
 
 

@@ -41,6 +41,7 @@ from services.funnel.state import (
     AccountState,
     earliest,
     latest,
+    sorted_by_key,
     with_contacts,
     within,
 )
@@ -105,10 +106,9 @@ def record_signal(state: AccountState, event: Event, config: FunnelConfig) -> Ac
     if channel is not None:
         update["last_activity_at"] = latest(state.last_activity_at, at)
         previous = state.last_activity_by_channel.get(channel)
-        update["last_activity_by_channel"] = {
-            **state.last_activity_by_channel,
-            channel: latest(previous, at),
-        }
+        update["last_activity_by_channel"] = sorted_by_key(
+            {**state.last_activity_by_channel, channel: latest(previous, at)}
+        )
     if is_engagement(event):
         update["first_engaged_at"] = earliest(state.first_engaged_at, at)
         update["last_engaged_at"] = latest(state.last_engaged_at, at)
@@ -189,7 +189,7 @@ def record_surge(state: AccountState, event: SurgeStarted | SurgeEnded) -> Accou
         topics[event.topic] = earliest(topics.get(event.topic), event.occurred_at)
     return state.model_copy(
         update={
-            "surge_topics": dict(sorted(topics.items())),
+            "surge_topics": sorted_by_key(topics),
             "last_surge_at": latest(state.last_surge_at, event.occurred_at),
         }
     )

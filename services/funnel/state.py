@@ -8,6 +8,9 @@ in memory give the same results for the same next events.
 
 Every collection is bounded (see the ``MAX_*`` constants); ``open_opportunities`` is
 bounded too, by refusing new ids past its limit rather than forgetting open ones.
+No rule depends on the order of a mapping's keys, and mappings are sorted when a state is
+validated, so a document whose keys were reordered in storage (PostgreSQL ``jsonb``) loads
+to the same state and dumps to the same JSON. Order that matters is kept in tuples.
 Times are event times (``occurred_at``); ``clock`` is the latest one seen, the account's
 "now" for every window.
 """
@@ -15,10 +18,11 @@ Times are event times (``occurred_at``); ``clock`` is the latest one seen, the a
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from schemas.events import Stage
 from services.funnel.fit import Firmographics, FitScore
@@ -33,6 +37,7 @@ CUSTOMER_STAGES: frozenset[Stage] = frozenset({Stage.WON, Stage.RETENTION, Stage
 
 Tier = Literal[1, 2, 3]
 OpportunityOutcome = Literal["won", "lost"]
+_V = TypeVar("_V")
 
 
 class _Frozen(BaseModel):
@@ -58,6 +63,13 @@ class Counters(_Frozen):
         """A copy with the named counters increased."""
         update = {name: getattr(self, name) + by for name, by in increments.items()}
         return self.model_copy(update=update)
+
+
+class ClosedOpportunity(_Frozen):
+    """An opportunity won or lost, remembered so that a repeat of its close is a no-op."""
+
+    id: str
+    outcome: OpportunityOutcome
 
 
 class AccountState(_Frozen):
@@ -95,7 +107,7 @@ class AccountState(_Frozen):
     contacts_seen: tuple[str, ...] = ()
 
     open_opportunities: dict[str, float] = Field(default_factory=dict)
-    closed_opportunities: dict[str, OpportunityOutcome] = Field(default_factory=dict)
+    closed_opportunities: tuple[ClosedOpportunity, ...] = ()  # oldest first
     won_revenue: float = 0.0
     renewal_revenue: float = 0.0
     expansion_revenue: float = 0.0
@@ -104,6 +116,16 @@ class AccountState(_Frozen):
     last_surge_at: AwareDatetime | None = None
     surge_topics: dict[str, AwareDatetime] = Field(default_factory=dict)
 
+    @field_validator("last_activity_by_channel", "open_opportunities", "surge_topics")
+    @classmethod
+    def _sorted_by_key(cls, value: dict[str, _V]) -> dict[str, _V]:
+        return dict(sorted(value.items()))
+
+    @field_validator("stage_entered_at")
+    @classmethod
+    def _sorted_by_stage(cls, value: dict[Stage, datetime]) -> dict[Stage, datetime]:
+        return dict(sorted(value.items(), key=lambda item: item[0].rank))
+
     @property
     def is_customer(self) -> bool:
         return self.stage in CUSTOMER_STAGES
@@ -111,7 +133,14 @@ class AccountState(_Frozen):
     @property
     def pipeline(self) -> float:
         """Total amount of the open opportunities."""
-        return sum(self.open_opportunities.values())
+        return math.fsum(self.open_opportunities.values())  # exact, whatever the key order
+
+    def outcome_of(self, opportunity_id: str) -> OpportunityOutcome | None:
+        """How ``opportunity_id`` was closed, if it is among the recently closed ones."""
+        for closed in self.closed_opportunities:
+            if closed.id == opportunity_id:
+                return closed.outcome
+        return None
 
     def engaged_within(self, days: int) -> bool:
         """Whether the last engagement is at most ``days`` before ``clock``."""
@@ -140,6 +169,11 @@ def with_contacts(contacts: tuple[str, ...], emails: list[str]) -> tuple[str, ..
             break
         seen.add(contact_key(email))
     return contacts if len(seen) == len(contacts) else tuple(sorted(seen))
+
+
+def sorted_by_key(mapping: dict[str, _V]) -> dict[str, _V]:
+    """``mapping`` in key order: the canonical order of the state's mappings."""
+    return dict(sorted(mapping.items()))
 
 
 def bounded_append(items: tuple[str, ...], item: str, limit: int) -> tuple[str, ...]:

@@ -109,6 +109,8 @@ class ConsumerShell:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self._options.max_batch,
+            session_timeout_ms=self._settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=self._settings.kafka_heartbeat_interval_ms,
         )
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self._settings.kafka_bootstrap,

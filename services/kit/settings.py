@@ -23,6 +23,10 @@ class CommonSettings(BaseSettings):
     )
     kafka_client_id: str = "abm-stream"
     kafka_request_timeout_ms: int = Field(default=10_000, ge=1_000)
+    kafka_session_timeout_ms: int = Field(
+        default=10_000, ge=1_000, description="How long a silent consumer keeps its partitions."
+    )
+    kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     database_url: str = DEFAULT_SQLITE_URL
     database_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"

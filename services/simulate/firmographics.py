@@ -42,7 +42,14 @@ NAME_SUFFIXES = {
     "education": ("Academy", "Learning"),
     "logistics": ("Logistics", "Freight"),
 }
-OTHER_INDUSTRIES = ("retail", "manufacturing", "hospitality", "construction", "education", "logistics")
+OTHER_INDUSTRIES = (
+    "retail",
+    "manufacturing",
+    "hospitality",
+    "construction",
+    "education",
+    "logistics",
+)
 _MISSABLE = ("country", "size", "technologies", "funding")
 
 

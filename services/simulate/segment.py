@@ -69,6 +69,18 @@ def track_call(at: datetime, who: Who, event: str, properties: Mapping[str, Any]
     return Draft(at, body)
 
 
+class DraftLog:
+    """Collects one actor's drafts; what would happen after ``until`` has not happened yet."""
+
+    def __init__(self, *, until: datetime) -> None:
+        self.until = until
+        self.drafts: list[Draft] = []
+
+    def add(self, draft: Draft) -> None:
+        if draft.at <= self.until:
+            self.drafts.append(draft)
+
+
 def stamp(drafts: Iterable[Draft], rng: random.Random) -> tuple[Message, ...]:
     """Order drafts by time (stable: ties keep their order) and finish them as messages."""
     messages = []

@@ -104,6 +104,9 @@ def _take_one(counts: dict[Outcome, int]) -> bool:
 class Timeline:
     """Milestones of one journey; None where the journey never gets there."""
 
+    outcome: Outcome
+    start: datetime
+    """The start of the run: nothing happens after it."""
     known: datetime
     engaged: datetime | None = None
     opportunity: datetime | None = None
@@ -112,7 +115,19 @@ class Timeline:
     expanded: datetime | None = None
     churned: datetime | None = None
     active_until: datetime | None = None
-    """Last marketing or sales touch before a close (None: the close, or the start)."""
+    """Last marketing or sales touch of a journey that never closed or was lost."""
+
+    @property
+    def presale_end(self) -> datetime:
+        """End of the pre-sale conversation: the close, else the last touch, else now."""
+        return self.closed or self.active_until or self.start
+
+    @property
+    def engagement_end(self) -> datetime:
+        """Last moment the account engages at all (customers keep using the docs)."""
+        if self.outcome in CUSTOMER_OUTCOMES:
+            return self.churned or self.start
+        return self.active_until or self.start
 
 
 # Days before the start, as (most recent, oldest), per milestone.
@@ -122,19 +137,31 @@ _DAYS_AGO: dict[Outcome, dict[str, tuple[float, float]]] = {
     Outcome.ENGAGED: {"engaged": (20, 50), "active_until": (0.1, 4)},
     Outcome.OPPORTUNITY: {"engaged": (55, 90), "opportunity": (10, 35), "active_until": (0.1, 3)},
     Outcome.LOST: {
-        "engaged": (55, 90), "opportunity": (35, 50), "closed": (8, 20), "active_until": (0.2, 5),
-    },  # fmt: skip
+        "engaged": (55, 90),
+        "opportunity": (35, 50),
+        "closed": (8, 20),
+        "active_until": (0.2, 5),
+    },
     Outcome.WON: {"engaged": (70, 100), "opportunity": (40, 60), "closed": (3, 20)},
     Outcome.RETENTION: {
-        "engaged": (98, 106), "opportunity": (80, 92), "closed": (58, 72), "renewed": (2, 20),
-    },  # fmt: skip
+        "engaged": (98, 106),
+        "opportunity": (80, 92),
+        "closed": (58, 72),
+        "renewed": (2, 20),
+    },
     Outcome.EXPANSION: {
-        "engaged": (98, 106), "opportunity": (80, 92), "closed": (58, 72),
-        "renewed": (22, 32), "expanded": (1, 12),
-    },  # fmt: skip
+        "engaged": (98, 106),
+        "opportunity": (80, 92),
+        "closed": (58, 72),
+        "renewed": (22, 32),
+        "expanded": (1, 12),
+    },
     Outcome.CHURNED: {
-        "engaged": (98, 106), "opportunity": (80, 92), "closed": (58, 72), "churned": (2, 15),
-    },  # fmt: skip
+        "engaged": (98, 106),
+        "opportunity": (80, 92),
+        "closed": (58, 72),
+        "churned": (2, 15),
+    },
 }
 
 
@@ -145,4 +172,4 @@ def make_timeline(outcome: Outcome, start: datetime, rng: random.Random) -> Time
         for name, (recent, oldest) in _DAYS_AGO[outcome].items()
     }
     known = start - timedelta(days=rng.uniform(HISTORY_DAYS - 10, HISTORY_DAYS))
-    return Timeline(known=known, **milestones)
+    return Timeline(outcome, start, known, **milestones)

@@ -63,7 +63,9 @@ def journey(start: datetime) -> list[tuple[str, list[dict[str, Any]]]]:
 async def wait_for_stage(client: httpx.AsyncClient, api: str, stage: str) -> dict[str, Any]:
     body: dict[str, Any] = {}
     for _ in range(150):
-        response = await client.get(f"{api}/v1/accounts/{ACCOUNT}", headers={"Authorization": f"Bearer {API_TOKEN}"})
+        response = await client.get(
+            f"{api}/v1/accounts/{ACCOUNT}", headers={"Authorization": f"Bearer {API_TOKEN}"}
+        )
         if response.status_code == 200:
             body = response.json()
             if body["stage"] == stage:
@@ -82,12 +84,16 @@ async def test_account_walks_all_six_stages(services: Stack, pg_url: str) -> Non
     start = datetime.now(UTC) - timedelta(days=200)
     async with httpx.AsyncClient(timeout=10) as client:
         for stage, calls in journey(start):
-            response = await client.post(f"{ingest}/v1/batch", json={"batch": calls}, auth=(WRITE_KEY, ""))
+            response = await client.post(
+                f"{ingest}/v1/batch", json={"batch": calls}, auth=(WRITE_KEY, "")
+            )
             assert response.status_code == 200, response.text
             assert response.json()["accepted"] == len(calls)
             await wait_for_stage(client, api, stage)
         account = await wait_for_stage(client, api, "expansion")
-        funnel = (await client.get(f"{api}/v1/funnel", headers={"Authorization": f"Bearer {API_TOKEN}"})).json()
+        funnel = (
+            await client.get(f"{api}/v1/funnel", headers={"Authorization": f"Bearer {API_TOKEN}"})
+        ).json()
     history = [(t["from_stage"], t["to_stage"]) for t in account["stage_history"]]
     assert history == [
         (None, "target"), ("target", "engaged"), ("engaged", "opportunity"),

@@ -19,8 +19,13 @@ from services.funnel.state import AccountState
 
 T0 = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
 CONFIG = FunnelConfig()
-FIT = {"industry": "Fintech", "country": "GB", "employees": 1200, "funding": "Series C"}
-SURGE = {"score": 75, "baseline": 2, "observed": 11, "detector_version": "intent-1"}
+FIT: dict[str, Any] = {
+    "industry": "Fintech",
+    "country": "GB",
+    "employees": 1200,
+    "funding": "Series C",
+}
+SURGE: dict[str, Any] = {"score": 75, "baseline": 2, "observed": 11, "detector_version": "intent-1"}
 _counter = iter(range(1_000_000))
 
 
@@ -132,6 +137,32 @@ def test_a_round_tripped_state_is_equal_and_dumps_identically() -> None:
         restored = AccountState.model_validate_json(state.model_dump_json())
         assert restored == state
         assert restored.model_dump_json() == state.model_dump_json()
+
+
+def _reverse_keys(document: Any) -> Any:
+    """Every JSON object with its keys in reverse order, as a store may hand them back."""
+    if isinstance(document, dict):
+        return {k: _reverse_keys(document[k]) for k in reversed(list(document))}
+    if isinstance(document, list):
+        return [_reverse_keys(item) for item in document]
+    return document
+
+
+@pytest.mark.parametrize("cut", [4, 9, 15])
+def test_resuming_from_reordered_json_documents_is_identical(cut: int) -> None:
+    """The shell stores ``model_dump(mode="json")`` in jsonb, which reorders keys."""
+    whole_states, whole_outputs = apply_events({}, EVENTS, CONFIG)
+
+    before, first_outputs = apply_events({}, EVENTS[:cut], CONFIG)
+    restored = {
+        domain: AccountState.model_validate(_reverse_keys(state.model_dump(mode="json")))
+        for domain, state in before.items()
+    }
+    assert dumped(restored) == dumped(before)
+    after, second_outputs = apply_events(restored, EVENTS[cut:], CONFIG)
+
+    assert dumped({**restored, **after}) == dumped(whole_states)
+    assert encoded(first_outputs + second_outputs) == encoded(whole_outputs)
 
 
 def test_replaying_a_batch_onto_its_own_result_changes_nothing() -> None:

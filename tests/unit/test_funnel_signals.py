@@ -137,7 +137,7 @@ def test_contacts_are_bounded() -> None:
 
 
 def test_surges_are_tracked_per_topic() -> None:
-    surge = {"score": 80, "baseline": 1, "observed": 9, "detector_version": "d1"}
+    surge: dict[str, Any] = {"score": 80, "baseline": 1, "observed": 9, "detector_version": "d1"}
     state, _ = run(
         [
             ev("surge_started", 1, topic="crm", **surge),

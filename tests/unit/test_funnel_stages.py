@@ -13,11 +13,11 @@ from schemas.events import EVENT_ADAPTER, Event, Stage, StageChanged, TierChange
 from services.funnel.config import FunnelConfig
 from services.funnel.outputs import FUNNEL_NAMESPACE
 from services.funnel.processing import apply_event, apply_events
-from services.funnel.state import AccountState
+from services.funnel.state import MAX_CLOSED_OPPORTUNITIES, AccountState, ClosedOpportunity
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CONFIG = FunnelConfig()
-ICP_FIT = {
+ICP_FIT: dict[str, Any] = {
     "industry": "Software",
     "country": "US",
     "employees": 500,
@@ -112,7 +112,7 @@ def test_walk_through_all_six_stages() -> None:
         Stage.EXPANSION: expanded.occurred_at,
     }
     assert state.open_opportunities == {}
-    assert state.closed_opportunities == {"o1": "won"}
+    assert state.closed_opportunities == (ClosedOpportunity(id="o1", outcome="won"),)
     assert state.won_revenue == 120_000  # the amount of the open opportunity
     assert state.renewal_revenue == 130_000
     assert state.expansion_revenue == 20_000
@@ -179,7 +179,10 @@ def test_lost_opportunity_goes_back_to_engaged_when_engaged_recently() -> None:
     assert moves(outputs) == [("engaged", "opportunity_lost")]
     assert state is not None
     assert state.open_opportunities == {}
-    assert state.closed_opportunities == {"o1": "lost", "o2": "lost"}
+    assert [(c.id, c.outcome) for c in state.closed_opportunities] == [
+        ("o1", "lost"),
+        ("o2", "lost"),
+    ]
 
 
 def test_lost_opportunity_goes_back_to_target_without_recent_engagement() -> None:
@@ -428,3 +431,16 @@ def test_apply_events_returns_touched_accounts_and_outputs_in_input_order() -> N
         ("beta.io", "b2"),
     ]
     assert changed["beta.io"].stage is Stage.ENGAGED
+
+
+def test_closed_opportunities_are_bounded_oldest_first() -> None:
+    events = [
+        ev("opportunity_lost", i, opportunity_id=f"o{i}")
+        for i in range(MAX_CLOSED_OPPORTUNITIES + 5)
+    ]
+    state, _ = run(events)
+    assert state is not None
+    assert len(state.closed_opportunities) == MAX_CLOSED_OPPORTUNITIES
+    assert state.closed_opportunities[0].id == "o5"
+    assert state.outcome_of("o4") is None
+    assert state.outcome_of(f"o{MAX_CLOSED_OPPORTUNITIES + 4}") == "lost"

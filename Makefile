@@ -1,0 +1,56 @@
+# abm-stream. `make run` and `make test` are all a newcomer needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+PG_BIN := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-fast lint format bench postgres schemas clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP) ## Create the virtualenv and install abm-stream with its dev tools
+
+postgres: ## Install PostgreSQL's server binaries if missing (the tests start their own cluster)
+ifeq ($(PG_BIN),)
+	@echo "installing PostgreSQL (Debian package postgresql)"
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+endif
+
+run: install ## Start everything on the embedded defaults and simulate 50 accounts
+	$(BIN)/abm up --simulate 50
+
+test: install postgres ## Run the whole suite on the real broker and real PostgreSQL
+	$(BIN)/pytest
+
+test-fast: install ## Unit tests only (no broker, no database)
+	$(BIN)/pytest tests/unit
+
+lint: install ## ruff, formatting, mypy (strict) and the JSON Schema drift check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/abm schemas --check
+
+format: install ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+schemas: install ## Re-export the event JSON Schemas after changing the models
+	$(BIN)/abm schemas
+
+bench: install postgres ## Throughput benchmarks; results go to docs/benchmarks.md
+	$(BIN)/python -m bench
+
+clean: ## Remove the virtualenv and local state
+	rm -rf $(VENV) var
