@@ -99,6 +99,8 @@ class ConsumerShell:
         self.status = ConsumerStatus()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        # The loop and the rebalance listener both relay; one at a time, or rows go twice.
+        self._relaying = asyncio.Lock()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; then finish the batch, commit and leave the group."""
@@ -118,9 +120,8 @@ class ConsumerShell:
             enable_idempotence=self._settings.kafka_enable_idempotence,
             linger_ms=5,
         )
-        await self._producer.start()
         try:
-            await self._consumer.start()
+            await self._start_clients(stop)
             self._consumer.subscribe(self._topic_names, listener=_Rebalance(self))
             self.status.started = True
             await self._loop(stop)
@@ -128,6 +129,21 @@ class ConsumerShell:
             self.status.started = False
             await self._consumer.stop()  # leaves the group so partitions move at once
             await self._producer.stop()
+
+    async def _start_clients(self, stop: asyncio.Event) -> None:
+        """Connect, waiting out a broker that is not up yet (back-off, never give up)."""
+        assert self._consumer is not None and self._producer is not None
+        for client in (self._producer, self._consumer):
+            backoff = 0.2
+            while not stop.is_set():
+                try:
+                    await client.start()
+                except KafkaError as error:
+                    log.warning("broker unreachable (%r); retrying in %.1fs", error, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self._options.max_backoff_s)
+                else:
+                    break
 
     async def _loop(self, stop: asyncio.Event) -> None:
         backoff = 0.1
@@ -206,6 +222,10 @@ class ConsumerShell:
 
     async def _relay_outbox(self) -> None:
         """Publish what committed transactions queued, then delete it. At-least-once."""
+        async with self._relaying:
+            await self._relay_pending()
+
+    async def _relay_pending(self) -> None:
         assert self._producer is not None
         while True:
             async with self._sessions() as session, session.begin():

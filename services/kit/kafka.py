@@ -55,6 +55,7 @@ async def ensure_topics(
 async def wait_for_broker(bootstrap: str, *, timeout_s: float = 30.0) -> None:
     """Block until the broker answers metadata requests, or raise ``TimeoutError``."""
     deadline = asyncio.get_running_loop().time() + timeout_s
+    await _wait_for_port(bootstrap.split(",", maxsplit=1)[0], deadline)
     while True:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2_000)
         try:
@@ -68,6 +69,22 @@ async def wait_for_broker(bootstrap: str, *, timeout_s: float = 30.0) -> None:
             return
         finally:
             await admin.close()
+
+
+async def _wait_for_port(address: str, deadline: float) -> None:
+    """A plain TCP connect first, so a broker still starting is not logged as an error."""
+    host, _, port = address.rpartition(":")
+    while True:
+        try:
+            _reader, writer = await asyncio.open_connection(host, int(port))
+        except OSError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"nothing listens on {address}") from None
+            await asyncio.sleep(0.05)
+        else:
+            writer.close()
+            await writer.wait_closed()
+            return
 
 
 def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:

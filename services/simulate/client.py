@@ -80,6 +80,10 @@ class RetryPolicy:
     """First wait when the answer names none; doubles with each attempt."""
     max_wait_s: float = 60.0
 
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("at least one attempt")
+
     def wait(self, attempt: int, retry_after: float | None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
         wanted = self.backoff_s * 2 ** (attempt - 1) if retry_after is None else retry_after

@@ -41,21 +41,22 @@ def write_journey(plan: Plan, rng: random.Random) -> list[Draft]:
 
 
 def _web_visits(log: DraftLog, plan: Plan, rng: random.Random) -> None:
-    """Browsing: scattered for non-targets, lapsed long ago for some quiet targets."""
+    """Browsing while engaged; scattered for non-targets; lapsed long ago for some targets."""
     tl, outcome = plan.timeline, plan.outcome
     low, high, count = tl.known + timedelta(days=1), tl.start, rng.randint(0, 5)
     if outcome is Outcome.TARGET:
-        lapsed = rng.random() < 0.4
-        high, count = tl.start - timedelta(days=45), rng.randint(2, 5) if lapsed else 0
+        high = tl.start - timedelta(days=45)
+        count = rng.randint(2, 5) if rng.random() < 0.4 else 0
     elif outcome in ENGAGED_OUTCOMES and tl.engaged is not None:
         low, high = tl.engaged, tl.engagement_end
         count = rng.randint(3, 8) if outcome is Outcome.ENGAGED else rng.randint(6, 16)
     share = HIGH_VALUE_SHARE.get(outcome, 0.3)
     for _ in range(count):
-        visitor = rng.choice(plan.visitors)
-        visit(
-            log, plan, visitor, between(rng, low, high), pick_page(rng, share), pick_referrer(rng)
-        )
+        at = between(rng, low, high)
+        visit(log, plan, rng.choice(plan.visitors), at, pick_page(rng, share), pick_referrer(rng))
+    if tl.active_until is not None:  # the latest touch, so engagement is recent for sure
+        visitor = rng.choice(plan.resolved_visitors())
+        visit(log, plan, visitor, tl.active_until, pick_page(rng, share), pick_referrer(rng))
     _anonymous_history(log, plan, rng)
 
 

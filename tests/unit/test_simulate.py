@@ -157,6 +157,26 @@ def test_quiet_targets_have_no_recent_engagement(default: Scenario) -> None:
             assert kinds <= {"Ad Impression", "Intent Signal"}
 
 
+def test_engaged_journeys_end_with_a_recent_visit(default: Scenario) -> None:
+    for journey in default.journeys:
+        if journey.outcome in (Outcome.ENGAGED, Outcome.OPPORTUNITY, Outcome.LOST):
+            last = max(timestamp_of(m) for m in journey.messages if m["type"] == "page")
+            assert last > START - timedelta(days=7)
+
+
+def test_icp_fit_follows_the_firmographics(default: Scenario) -> None:
+    icp = {"salesforce", "hubspot", "marketo", "netsuite"}
+    for account in (journey.account for journey in default.journeys):
+        criteria = [
+            account.industry in {"software", "saas", "fintech"},
+            account.country in {"US", "GB", "DE", "CA"},
+            50 <= account.employees <= 5000 and account.annual_revenue >= 5_000_000,
+            bool(icp & set(account.technologies)),
+            account.funding != "bootstrapped",
+        ]
+        assert all(criteria) if account.fits_icp else sum(criteria) <= 2
+
+
 def test_anonymous_visitors_are_identified_later_by_email(default: Scenario) -> None:
     identified = 0
     for journey in default.journeys:
@@ -303,11 +323,11 @@ class Recorder:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
 
-    def client(self, retry: RetryPolicy = RetryPolicy()) -> SegmentClient:
+    def client(self, retry: RetryPolicy | None = None) -> SegmentClient:
         return SegmentClient(
             ingest_url="http://ingest.test",
             write_key="wk_123",
-            retry=retry,
+            retry=retry or RetryPolicy(),
             transport=httpx.MockTransport(self.handle),
             sleep=self.sleep,
             clock=lambda: START,
@@ -417,12 +437,11 @@ async def test_pacer_caps_the_message_rate() -> None:
     for _ in range(4):
         await pacer.wait(5)
     assert waits == [0.5, 0.5, 0.5]
-    assert await _no_wait(Pacer(None)) is None
+    uncapped = Pacer(None, clock=lambda: now, sleep=sleep)
+    await uncapped.wait(10_000)
+    await uncapped.wait(10_000)
+    assert len(waits) == 3
     assert (batch_size(None), batch_size(8.0), batch_size(1000.0)) == (100, 2, 100)
-
-
-async def _no_wait(pacer: Pacer) -> None:
-    await pacer.wait(10_000)
 
 
 async def test_simulate_posts_everything_in_order_and_summarises() -> None:

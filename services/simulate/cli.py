@@ -1,0 +1,21 @@
+"""`abm simulate`: post a realistic history for N accounts through ingest, then report."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from services.simulate.runner import simulate
+
+
+def run_simulation(*, ingest_url: str, write_key: str, accounts: int, seed: int) -> None:
+    summary = asyncio.run(
+        simulate(
+            ingest_url=ingest_url,
+            write_key=write_key,
+            accounts=accounts,
+            seed=seed,
+            now=datetime.now(UTC),  # the entry point owns the clock; the scenario is pure
+        )
+    )
+    print(summary.render(), flush=True)

@@ -1,0 +1,164 @@
+"""Ingest over real HTTP on the real broker: what is acknowledged is on the topic."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from schemas import topics
+from schemas.events import decode_event
+from services.ingest.app import create_app
+from services.ingest.settings import IngestSettings
+from services.kit import db
+from services.kit.broker import EmbeddedBroker, free_port
+from services.kit.credentials import store_write_key
+from services.kit.runner import quiet_server
+from tests.harness import wait_until_ready
+
+pytestmark = pytest.mark.integration
+
+KEY = "site-key"
+
+
+@pytest.fixture
+async def ingest(sqlite_url: str, broker: EmbeddedBroker) -> AsyncIterator[str]:
+    engine = db.create_engine(url=sqlite_url)
+    async with db.create_sessionmaker(engine)() as session, session.begin():
+        await store_write_key(session, KEY, "website")
+    await engine.dispose()
+    port = free_port()
+    settings = IngestSettings(database_url=sqlite_url, kafka_bootstrap=broker.bootstrap,
+                              ingest_port=port, ingest_ack_timeout_s=1.5)  # fmt: skip
+    server = quiet_server(create_app(settings), "127.0.0.1", port)
+    task = asyncio.create_task(server.serve())
+    await wait_until_ready(f"http://127.0.0.1:{port}")
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+async def consume(bootstrap: str, topic: str, count: int) -> list[Any]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        for _ in range(50):
+            batch = await consumer.getmany(timeout_ms=200)
+            records += [m for ms in batch.values() for m in ms]
+            if len(records) >= count:
+                break
+    finally:
+        await consumer.stop()
+    return records
+
+
+def page(account: str | None = "acme.com", **extra: Any) -> dict[str, Any]:
+    context = {"groupId": account} if account else {}
+    return {"type": "page", "messageId": uuid.uuid4().hex, "anonymousId": "v1",
+            "timestamp": "2026-05-01T10:00:00Z", "properties": {"url": "https://x.io/pricing"},
+            "context": context, **extra}  # fmt: skip
+
+
+async def test_good_events_are_produced_and_bad_ones_dead_lettered(
+    ingest: str, broker: EmbeddedBroker
+) -> None:
+    bad = {"type": "track", "messageId": "bad-1", "event": "NPS Submitted",
+           "properties": {"score": 42}, "context": {"groupId": "acme.com"}}  # fmt: skip
+    body = {"batch": [page(), bad, page("initech.io")], "sentAt": "2026-05-01T10:00:00Z"}
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"{ingest}/v1/batch", json=body, auth=(KEY, ""))
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 2
+    assert response.json()["rejected"] == [
+        {
+            "index": 1,
+            "messageId": "bad-1",
+            "field": "score",
+            "reason": response.json()["rejected"][0]["reason"],
+        }
+    ]
+    produced = await consume(broker.bootstrap, topics.EVENTS.name, 2)
+    events = sorted((decode_event(r.value) for r in produced), key=lambda e: e.account or "")
+    assert [(e.type, e.account, e.source) for e in events] == [
+        ("page_viewed", "acme.com", "website"),
+        ("page_viewed", "initech.io", "website"),
+    ]
+    assert {r.key for r in produced} == {b"acme.com", b"initech.io"}
+    dead = await consume(broker.bootstrap, topics.DEAD_LETTER.name, 1)
+    headers = dict(dead[0].headers)
+    assert json.loads(dead[0].value)["messageId"] == "bad-1"
+    assert headers[topics.HEADER_REASON].startswith(b"score:")
+    assert headers[topics.HEADER_SOURCE] == b"website"
+
+
+async def test_gzip_bodies_and_body_write_keys_are_accepted(ingest: str) -> None:
+    raw = gzip.compress(json.dumps({"batch": [page()], "writeKey": KEY}).encode())
+    async with httpx.AsyncClient() as client:
+        headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        response = await client.post(f"{ingest}/v1/batch", content=raw, headers=headers)
+    assert response.status_code == 200 and response.json()["accepted"] == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "auth", "status", "field"),
+    [
+        (json.dumps({"batch": []}), None, 401, "writeKey"),
+        (json.dumps({"batch": []}), ("wrong", ""), 401, "writeKey"),
+        ("{not json", (KEY, ""), 400, "body"),
+        (json.dumps({"batch": {"a": 1}}), (KEY, ""), 400, "batch"),
+        (json.dumps([1, 2]), (KEY, ""), 400, "body"),
+        (json.dumps({"batch": [], "pad": "x" * 600_000}), (KEY, ""), 413, "body"),
+        (json.dumps({"batch": [{}] * 2501}), (KEY, ""), 413, "batch"),
+    ],
+)
+async def test_unusable_requests_get_a_clear_error(
+    ingest: str, content: str, auth: tuple[str, str] | None, status: int, field: str
+) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"{ingest}/v1/batch", content=content, auth=auth)
+    assert response.status_code == status
+    assert response.json()["field"] == field and response.json()["reason"]
+
+
+async def test_pixel_always_answers_the_gif_and_produces_with_a_key(
+    ingest: str, broker: EmbeddedBroker
+) -> None:
+    async with httpx.AsyncClient() as client:
+        for query in (
+            "",
+            "?k=unknown",
+            "?k=site-key&url=https://x.io/a&gid=Globex.com&aid=v7&mid=p1",
+        ):
+            response = await client.get(f"{ingest}/p.gif{query}")
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "image/gif"
+            assert len(response.content) == 43
+            assert response.headers["cache-control"] == "no-cache, no-store, must-revalidate"
+    [record] = await consume(broker.bootstrap, topics.EVENTS.name, 1)
+    event = decode_event(record.value)
+    assert (event.type, event.account, event.anonymous_id, event.event_id) == (
+        "page_viewed",
+        "globex.com",
+        "v7",
+        "p1",
+    )
+
+
+async def test_broker_down_means_503_with_retry_after_and_not_ready(
+    ingest: str, broker: EmbeddedBroker
+) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        assert (await client.get(f"{ingest}/readyz")).status_code == 200
+        broker.stop()
+        response = await client.post(f"{ingest}/v1/batch", json={"batch": [page()]}, auth=(KEY, ""))
+        assert response.status_code == 503
+        assert int(response.headers["retry-after"]) > 0
+        assert (await client.get(f"{ingest}/readyz")).status_code == 503

@@ -1,0 +1,136 @@
+"""Segment messages -> our events: mapping, identification, clock skew (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.ingest.collect import collect
+from services.ingest.errors import RejectedMessage
+from services.ingest.identity import VisitorAccounts, domain_of_email
+from services.ingest.segment import Received, event_time, to_event
+
+NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
+RECEIVED = Received(at=NOW, source="website")
+
+
+def nobody(_visitor: str) -> str | None:
+    return None
+
+
+def msg(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"type": kind, "messageId": "m-1", "timestamp": "2026-05-01T11:00:00Z", **fields}
+
+
+def test_group_call_becomes_account_upserted_with_firmographics() -> None:
+    event = to_event(
+        msg("group", groupId="Acme.com", traits={"name": "Acme", "employees": 900,
+            "annualRevenue": 2e7, "technologies": ["hubspot"], "target": True}),
+        RECEIVED, nobody,
+    )  # fmt: skip
+    assert event is not None and event.type == "account_upserted"
+    assert (event.account, event.name, event.employees, event.annual_revenue, event.target) == (
+        "acme.com",
+        "Acme",
+        900,
+        2e7,
+        True,
+    )
+
+
+def test_identify_names_the_account_by_email_domain_but_never_free_mail() -> None:
+    work = to_event(
+        msg("identify", anonymousId="a1", traits={"email": "jo@Initech.io"}), RECEIVED, nobody
+    )
+    free = to_event(
+        msg("identify", anonymousId="a2", traits={"email": "jo@gmail.com"}), RECEIVED, nobody
+    )
+    assert work is not None and work.type == "contact_identified" and work.account == "initech.io"
+    assert free is not None and free.account is None
+    assert domain_of_email("x@yahoo.com") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "properties", "expected"),
+    [
+        ("Ad Impression", {"campaign_id": "c"}, "ad_impressed"),
+        ("Ad Clicked", {"campaign_id": "c", "channel": "email_signature"}, "ad_clicked"),
+        ("Email Replied", {"direction": "inbound"}, "email_replied"),
+        ("Opportunity Won", {"opportunity_id": "o", "amount": 10}, "opportunity_won"),
+        ("Subscription Renewed", {"amount": 5, "term_end": "2027-01-01"}, "subscription_renewed"),
+        ("NPS Submitted", {"score": 9}, "nps_submitted"),
+        (
+            "Intent Signal",
+            {"topic": "crm", "score": 70, "source": "bombora"},
+            "intent_signal_received",
+        ),
+        ("Campaign Spend", {"channel": "display", "amount": 100}, "campaign_spent"),
+    ],
+)
+def test_track_events_map_onto_our_vocabulary(
+    name: str, properties: dict[str, Any], expected: str
+) -> None:
+    message = msg("track", event=name, properties=properties, context={"groupId": "acme.com"})
+    event = to_event(message, RECEIVED, nobody)
+    assert event is not None and event.type == expected and event.account == "acme.com"
+
+
+def test_custom_track_events_are_ignored_not_rejected() -> None:
+    assert to_event(msg("track", event="Video Played"), RECEIVED, nobody) is None
+
+
+def test_bad_fields_name_the_field_and_reason() -> None:
+    with pytest.raises(RejectedMessage) as caught:
+        to_event(msg("track", event="NPS Submitted", properties={"score": 11},
+                     context={"groupId": "acme.com"}), RECEIVED, nobody)  # fmt: skip
+    assert caught.value.field == "score"
+    with pytest.raises(RejectedMessage, match="messageId"):
+        to_event({"type": "page"}, RECEIVED, nobody)
+    with pytest.raises(RejectedMessage, match="type"):
+        to_event(msg("screen-ish"), RECEIVED, nobody)
+
+
+def test_clock_skew_is_corrected_and_future_clamped() -> None:
+    # The sender's clock is 10 minutes fast: it says sent at 12:10 for an event at 12:05.
+    skewed = {"timestamp": "2026-05-01T12:05:00Z", "sentAt": "2026-05-01T12:10:00Z"}
+    assert event_time(skewed, RECEIVED) == NOW - timedelta(minutes=5)
+    assert event_time({"timestamp": "2030-01-01T00:00:00Z"}, RECEIVED) == NOW
+    assert event_time({}, RECEIVED) == NOW
+
+
+def test_naive_timestamps_are_rejected() -> None:
+    with pytest.raises(RejectedMessage, match="time zone"):
+        event_time({"timestamp": "2026-05-01T12:00:00"}, RECEIVED)
+
+
+def test_collect_rejects_one_message_not_the_batch_and_drops_repeated_ids() -> None:
+    visitors = VisitorAccounts()
+    good = msg("page", anonymousId="v9", context={"groupId": "acme.com"}, properties={"url": "/x"})
+    bad = msg("track", event="NPS Submitted", properties={"score": "loud"}, messageId="m-2")
+    result = collect([good, bad, good, "junk"], RECEIVED, visitors, 32 * 1024)
+    assert len(result.events) == 1 and result.duplicates == 1
+    assert [r["index"] for r in result.rejected] == [1, 3]
+    assert all(reason for _, reason, _ in result.dead)
+
+
+def test_a_visitor_identified_earlier_resolves_later_pages() -> None:
+    visitors = VisitorAccounts()
+    identify = msg("identify", anonymousId="v1", traits={"email": "ann@globex.com"})
+    page = msg("page", anonymousId="v1", messageId="m-2", properties={"url": "/pricing"})
+    result = collect([identify, page], RECEIVED, visitors, 32 * 1024)
+    assert [e.account for e in result.events] == ["globex.com", "globex.com"]
+
+
+def test_oversized_events_are_rejected() -> None:
+    huge = msg("page", properties={"url": "/", "blob": "x" * 40_000})
+    result = collect([huge], RECEIVED, VisitorAccounts(), 32 * 1024)
+    assert result.rejected[0]["reason"].startswith("larger than")
+
+
+def test_visitor_memory_is_bounded() -> None:
+    visitors = VisitorAccounts(capacity=2)
+    for i in range(3):
+        visitors.remember(f"v{i}", "acme.com")
+    assert visitors.get("v0") is None and visitors.get("v2") == "acme.com"
