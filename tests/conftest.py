@@ -40,7 +40,7 @@ async def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-async def any_db_url(request: pytest.FixtureRequest) -> str:
+def any_db_url(request: pytest.FixtureRequest) -> str:
     """Storage tests run on both backends."""
     fixture = "pg_url" if request.param == "postgresql" else "sqlite_url"
     return str(request.getfixturevalue(fixture))

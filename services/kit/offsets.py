@@ -6,6 +6,7 @@ them together with the derived state, in one transaction.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -149,7 +150,7 @@ async def enqueue(
                 "topic": r.topic,
                 "key": r.key,
                 "value": r.value,
-                "headers": [[name, value.decode("latin-1")] for name, value in r.headers],
+                "headers": [[name, base64.b64encode(value).decode()] for name, value in r.headers],
             }
             for r in records
         ],
@@ -176,7 +177,7 @@ async def pending(
                 topic=topic,
                 key=key,
                 value=value,
-                headers=tuple((name, text.encode("latin-1")) for name, text in headers),
+                headers=tuple((name, base64.b64decode(text)) for name, text in headers),
             ),
         )
         for row_id, topic, key, value, headers in rows

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import func, select
 
 from schemas import topics
+from schemas.envelope import Envelope
 from schemas.events import decode_event, encode_event
 from services.funnel.config import FunnelConfig
 from services.funnel.processing import apply_events
@@ -26,7 +29,7 @@ pytestmark = pytest.mark.integration
 KILLS = 6
 
 
-async def produce(bootstrap: str, events: list) -> None:  # type: ignore[type-arg]
+async def produce(bootstrap: str, events: Sequence[Envelope]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
@@ -62,20 +65,20 @@ async def wait_for_progress(url: str, beyond: int, timeout_s: float = 60) -> int
     raise AssertionError(f"no progress beyond {beyond} offsets")
 
 
-async def read_changes(bootstrap: str, expected: int) -> set[str]:
-    consumer = AIOKafkaConsumer(topics.CHANGES.name, bootstrap_servers=bootstrap,
-                                auto_offset_reset="earliest", group_id=None)  # fmt: skip
+async def consume_all(bootstrap: str, topic: str, at_least: int) -> list[Any]:
+    """Every record of a topic: read until at least ``at_least`` and a poll comes back empty."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()
-    ids: set[str] = set()
+    records: list[Any] = []
     try:
-        for _ in range(200):
+        for _ in range(300):
             batch = await consumer.getmany(timeout_ms=200)
-            ids.update(decode_event(m.value).event_id for ms in batch.values() for m in ms)
-            if len(ids) >= expected and not batch:
+            records += [m for ms in batch.values() for m in ms]
+            if len(records) >= at_least and not batch:
                 break
     finally:
         await consumer.stop()
-    return ids
+    return records
 
 
 async def test_sigkill_mid_stream_neither_loses_nor_double_counts(
@@ -116,5 +119,7 @@ async def test_sigkill_mid_stream_neither_loses_nor_double_counts(
     assert sorted(transitions) == sorted(c.event_id for c in expected_changes)
     stages = {s.stage for s in expected_states.values()}
     assert len(stages) >= 5, f"stream too shallow to prove much: {stages}"
-    published = await read_changes(broker.bootstrap, len(expected_changes))
-    assert published == {c.event_id for c in expected_changes}
+    published = await consume_all(broker.bootstrap, topics.CHANGES.name, len(expected_changes))
+    assert {decode_event(r.value).event_id for r in published} == {
+        c.event_id for c in expected_changes
+    }

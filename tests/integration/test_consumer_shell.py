@@ -1,0 +1,103 @@
+"""The consumer shell on the real broker and PostgreSQL: poison messages, duplicates,
+and two members sharing the partitions through rebalances."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import func, select
+
+from schemas import topics
+from schemas.events import AccountUpserted, PageViewed, encode_event
+from services.funnel.config import FunnelConfig
+from services.funnel.processing import apply_events
+from services.funnel.service import CONSUMED, FunnelHandler
+from services.funnel.state import AccountState
+from services.kit import db
+from services.kit.broker import EmbeddedBroker
+from services.kit.consumer import ConsumerShell
+from services.kit.settings import CommonSettings
+from services.kit.tables import accounts, processed_events
+from tests.harness import Stack
+from tests.integration.test_crash_recovery import (
+    consume_all,
+    produce,
+    stored_progress,
+    wait_for_progress,
+)
+from tests.streams import generate
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+async def test_poison_is_dead_lettered_and_duplicates_apply_once(
+    pg_url: str, broker: EmbeddedBroker
+) -> None:
+    upsert = AccountUpserted(event_id="e1", occurred_at=T0, received_at=T0, account="acme.com",
+                             source="crm", target=True)  # fmt: skip
+    visit = PageViewed(event_id="e2", occurred_at=T0, received_at=T0, account="acme.com",
+                       source="web", url="https://v.io/")  # fmt: skip
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+    await producer.start()
+    for value in (
+        encode_event(upsert),
+        b"{not an event",
+        encode_event(upsert),
+        encode_event(visit),
+    ):
+        await producer.send_and_wait(topics.EVENTS.name, value, key=b"acme.com")
+    await producer.stop()
+
+    engine = db.create_engine(url=pg_url)
+    settings = CommonSettings(kafka_bootstrap=broker.bootstrap, database_url=pg_url,
+                              kafka_session_timeout_ms=2000)  # fmt: skip
+    shell = ConsumerShell(settings=settings, group_id=topics.FUNNEL_GROUP, topic_names=CONSUMED,
+                          handler=FunnelHandler(FunnelConfig()),
+                          sessionmaker=db.create_sessionmaker(engine))  # fmt: skip
+    stop = asyncio.Event()
+    running = asyncio.create_task(shell.run(stop))
+    await wait_for_progress(pg_url, beyond=3)
+    stop.set()
+    await running
+
+    async with engine.connect() as connection:
+        applied = await connection.scalar(select(func.count()).select_from(processed_events))
+        stage = await connection.scalar(select(accounts.c.stage))
+    await engine.dispose()
+    assert (applied, stage) == (2, "engaged")
+    [dead] = await consume_all(broker.bootstrap, topics.DEAD_LETTER.name, 1)
+    headers = dict(dead.headers)
+    assert dead.value == b"{not an event"
+    assert headers[topics.HEADER_REASON]
+    assert headers[topics.HEADER_ORIGINAL_TOPIC] == topics.EVENTS.name.encode()
+    assert headers[topics.HEADER_ORIGINAL_OFFSET] == b"1"
+
+
+async def test_two_members_split_the_partitions_and_agree_with_one_run(
+    services: Stack, pg_url: str, broker: EmbeddedBroker
+) -> None:
+    events = generate(accounts=200, events_per_account=15, seed=3)
+    services.env["ABM_FUNNEL_MAX_BATCH"] = "50"
+    first = services.start("funnel")
+    await produce(broker.bootstrap, events[: len(events) // 2])
+    services.env["ABM_FUNNEL_METRICS_PORT"] = str(int(services.env["ABM_FUNNEL_METRICS_PORT"]) + 1)
+    second = services.start("funnel")  # joins mid-stream: partitions move under load
+    await produce(broker.bootstrap, events[len(events) // 2 :])
+    for _ in range(600):
+        if await stored_progress(pg_url) >= len(events):
+            break
+        await asyncio.sleep(0.1)
+    assert first.process.poll() is None and second.process.poll() is None
+    assert "assigned" in second.log.read_text(), "the second member never got partitions"
+    unique = list({e.event_id: e for e in events}.values())
+    expected, _ = apply_events({}, unique, FunnelConfig())
+    engine = db.create_engine(url=pg_url)
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select(accounts.c.domain, accounts.c.state))).all()
+    await engine.dispose()
+    assert {d: AccountState.model_validate(s) for d, s in rows} == expected

@@ -1,0 +1,114 @@
+"""Storage on both backends (PostgreSQL and SQLite): migrations, consumer bookkeeping,
+funnel and intent repositories, credentials."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from schemas.events import AccountUpserted, PageViewed, SurgeEnded, SurgeStarted
+from services.funnel import repository as funnel_repository
+from services.funnel.config import FunnelConfig
+from services.funnel.processing import apply_events
+from services.intent import repository as intent_repository
+from services.intent.config import IntentConfig
+from services.intent.processing import apply_events as apply_intent
+from services.kit import credentials, db, migrate, offsets
+from services.kit.offsets import OffsetConflict, OutboundRecord
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 2, 1, 9, tzinfo=UTC)
+
+
+@pytest.fixture
+async def session(any_db_url: str) -> AsyncIterator[AsyncSession]:
+    engine = db.create_engine(url=any_db_url)
+    async with db.create_sessionmaker(engine)() as opened:
+        yield opened
+    await engine.dispose()
+
+
+async def test_migrations_reach_head(any_db_url: str) -> None:
+    assert await migrate.is_current(any_db_url)
+
+
+async def test_offsets_are_compare_and_set(session: AsyncSession) -> None:
+    partition = ("abm.events.v1", 3)
+    async with session.begin():
+        await offsets.advance_offset(session, "g", partition, None, 10)
+    async with session.begin():
+        assert await offsets.load_offsets(session, "g", [partition]) == {partition: 10}
+        await offsets.advance_offset(session, "g", partition, 10, 25)
+    with pytest.raises(OffsetConflict):
+        async with session.begin():
+            await offsets.advance_offset(session, "g", partition, 10, 30)  # a zombie's batch
+    with pytest.raises(OffsetConflict):
+        async with session.begin():
+            await offsets.advance_offset(session, "g", partition, None, 5)
+    async with session.begin():
+        assert await offsets.load_offsets(session, "g", [partition, ("other", 0)]) == {
+            partition: 25
+        }
+
+
+async def test_applied_ids_and_the_outbox_round_trip(session: AsyncSession) -> None:
+    record = OutboundRecord("abm.changes.v1", b"acme.com", b'{"x":1}', (("h", b"\x00\xffv"),))
+    async with session.begin():
+        await offsets.mark_applied(session, "g", ["a", "b"])
+        await offsets.enqueue(session, "g", ("abm.events.v1", 0), [record, record])
+    async with session.begin():
+        assert await offsets.already_applied(session, "g", ["a", "c", "b"]) == {"a", "b"}
+        assert await offsets.already_applied(session, "other-group", ["a"]) == set()
+        pending = await offsets.pending(session, "g", [("abm.events.v1", 0)], limit=10)
+        assert [p.record for p in pending] == [record, record]
+        assert await offsets.pending(session, "g", [("abm.events.v1", 1)], limit=10) == []
+        await offsets.delete_published(session, [p.id for p in pending])
+    async with session.begin():
+        assert await offsets.pending(session, "g", [("abm.events.v1", 0)], limit=10) == []
+
+
+async def test_funnel_state_and_history_round_trip(session: AsyncSession) -> None:
+    upsert = AccountUpserted(event_id="u1", occurred_at=T0, received_at=T0,
+                             account="acme.com", source="crm", target=True)  # fmt: skip
+    visit = PageViewed(event_id="p1", occurred_at=T0, received_at=T0, account="acme.com",
+                       source="web", url="https://v.io/pricing")  # fmt: skip
+    states, changes = apply_events({}, [upsert, visit], FunnelConfig())
+    async with session.begin():
+        await funnel_repository.save_accounts(session, states.values())
+        await funnel_repository.record_transitions(session, changes)
+        await funnel_repository.record_transitions(session, changes)  # replayed: no duplicates
+    async with session.begin():
+        loaded = await funnel_repository.load_accounts(session, ["acme.com", "unknown.com"])
+    assert loaded == states
+    assert [c.type for c in changes].count("stage_changed") == 2
+
+
+async def test_intent_series_and_surges_round_trip(session: AsyncSession) -> None:
+    visit = PageViewed(event_id="p1", occurred_at=T0, received_at=T0, account="acme.com",
+                       source="web", url="https://v.io/pricing")  # fmt: skip
+    states, _ = apply_intent({}, [visit], IntentConfig())
+    common = {"account": "acme.com", "source": "intent", "topic": "pricing", "score": 80.0,
+              "baseline": 1.0, "observed": 9.0, "detector_version": "t"}  # fmt: skip
+    started = SurgeStarted(event_id="s1", occurred_at=T0, received_at=T0, **common)
+    ended = SurgeEnded(event_id="s2", occurred_at=T0, received_at=T0, **common)
+    async with session.begin():
+        await intent_repository.save_series(session, states)
+        await intent_repository.record_surges(session, [started])
+    async with session.begin():
+        assert await intent_repository.load_series(session, states.keys()) == states
+        await intent_repository.record_surges(session, [ended])
+
+
+async def test_credentials_are_hashed_and_revocable(session: AsyncSession) -> None:
+    async with session.begin():
+        await credentials.seed_dev_credentials(session, "wk", "tok")
+    async with session.begin():
+        assert await credentials.source_for_write_key(session, "wk") == "dev"
+        assert await credentials.source_for_write_key(session, "nope") is None
+        assert await credentials.scopes_for_token(session, "tok") == {"read", "write", "admin"}
+    with pytest.raises(ValueError, match="unknown scopes"):
+        await credentials.store_api_token(session, "t2", "x", frozenset({"root"}))
