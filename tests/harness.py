@@ -12,15 +12,23 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import func, select
 
+from schemas import topics
+from schemas.envelope import Envelope
+from schemas.events import encode_event
+from services.kit import db
 from services.kit.broker import free_port
+from services.kit.tables import consumer_offsets
 
 PG_VERSIONS = ("17", "16", "15")
 
@@ -179,3 +187,66 @@ async def wait_until_ready(base_url: str, timeout_s: float = 30.0) -> None:
                 pass
             await asyncio.sleep(0.2)
     raise TimeoutError(f"{base_url} never became ready")
+
+
+# --- broker and progress helpers shared by the integration tests and the benchmarks ---
+async def produce(bootstrap: str, events: Sequence[Envelope]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        pending = [
+            await producer.send(topics.EVENTS.name, encode_event(e), key=e.account_key.encode())
+            for e in events
+        ]
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def stored_progress(url: str) -> int:
+    """Sum of the funnel's stored next offsets on the events topic: events consumed."""
+    engine = db.create_engine(url=url)
+    try:
+        return await _progress(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _progress(engine: Any) -> int:
+    async with engine.connect() as connection:
+        total = await connection.scalar(
+            select(func.coalesce(func.sum(consumer_offsets.c.next_offset), 0))
+            .where(consumer_offsets.c.group_id == topics.FUNNEL_GROUP)
+            .where(consumer_offsets.c.topic == topics.EVENTS.name)
+        )
+    return int(total or 0)
+
+
+async def wait_for_progress(url: str, beyond: int, timeout_s: float = 60) -> int:
+    """Poll (one engine, every 50 ms) until more than ``beyond`` events were consumed."""
+    engine = db.create_engine(url=url)
+    try:
+        for _ in range(int(timeout_s / 0.05)):
+            progress = await _progress(engine)
+            if progress > beyond:
+                return progress
+            await asyncio.sleep(0.05)
+    finally:
+        await engine.dispose()
+    raise AssertionError(f"no progress beyond {beyond} offsets")
+
+
+async def consume_all(bootstrap: str, topic: str, at_least: int) -> list[Any]:
+    """Every record of a topic: read until at least ``at_least`` and a poll comes back empty."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        for _ in range(300):
+            batch = await consumer.getmany(timeout_ms=200)
+            records += [m for ms in batch.values() for m in ms]
+            if len(records) >= at_least and not batch:
+                break
+    finally:
+        await consumer.stop()
+    return records

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from schemas.events import StageChanged, TierChanged
 from services.funnel.state import AccountState
-from services.kit.dialect import upsert_statement, upsert_values
+from services.kit.dialect import insert_new_rows, upsert_rows
 from services.kit.tables import account_transitions, accounts
 
 
@@ -28,18 +28,13 @@ async def load_accounts(session: AsyncSession, domains: Iterable[str]) -> dict[s
 
 
 async def save_accounts(session: AsyncSession, states: Iterable[AccountState]) -> None:
-    rows = [_row(state) for state in states]
-    if rows:
-        await session.execute(upsert_values(session, accounts, rows, ["domain"]))
+    await upsert_rows(session, accounts, [_row(state) for state in states], ["domain"])
 
 
 async def record_transitions(
     session: AsyncSession, changes: Sequence[StageChanged | TierChanged]
 ) -> None:
-    rows = [_transition(change) for change in changes]
-    if rows:
-        statement = upsert_statement(session, account_transitions).values(rows)
-        await session.execute(statement.on_conflict_do_nothing())
+    await insert_new_rows(session, account_transitions, [_transition(c) for c in changes])
 
 
 def _row(state: AccountState) -> dict[str, object]:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from schemas.events import SurgeEnded, SurgeStarted
 from services.intent.detector import SeriesState
 from services.intent.processing import SeriesKey
-from services.kit.dialect import upsert_statement, upsert_values
+from services.kit.dialect import upsert_rows, upsert_statement
 from services.kit.tables import intent_series, surges
 
 
@@ -38,8 +38,7 @@ async def save_series(session: AsyncSession, states: dict[SeriesKey, SeriesState
         {"account": account, "topic": topic, "state": state.model_dump(mode="json")}
         for (account, topic), state in states.items()
     ]
-    if rows:
-        await session.execute(upsert_values(session, intent_series, rows, ["account", "topic"]))
+    await upsert_rows(session, intent_series, rows, ["account", "topic"])
 
 
 async def record_surges(

@@ -71,6 +71,7 @@ class ConsumerStatus:
 class ShellOptions:
     max_batch: int = 1000
     poll_timeout_ms: int = 200
+    linger_s: float = 0.05
     outbox_batch: int = 1000
     dedup_retention: timedelta = timedelta(days=7)
     prune_every_batches: int = 1000
@@ -101,6 +102,9 @@ class ConsumerShell:
         self._producer: AIOKafkaProducer | None = None
         # The loop and the rebalance listener both relay; one at a time, or rows go twice.
         self._relaying = asyncio.Lock()
+        # Set while the partitions we own are seeked to their stored offsets: polling waits
+        # for it, so records fetched before our seek are not fetched for nothing.
+        self._settled = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; then finish the batch, commit and leave the group."""
@@ -162,45 +166,87 @@ class ConsumerShell:
                 await self._reseek(list(self._positions))
 
     async def _poll_once(self) -> None:
-        assert self._consumer is not None
-        batch = await self._consumer.getmany(
-            timeout_ms=self._options.poll_timeout_ms, max_records=self._options.max_batch
-        )
+        if not self._settled.is_set():
+            # Bounded, so that a stop request is seen while no partition is assigned yet.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), self._options.poll_timeout_ms / 1000)
+            return
+        batch = await self._fill_batch()
         if batch:
             await self._apply_batch(batch)
             await self._relay_outbox()
         self._export_lag()
 
+    async def _fill_batch(self) -> dict[TopicPartition, list[Any]]:
+        """One fetch often brings a few dozen records; linger briefly to fill the batch, as
+        per-transaction costs dominate small batches."""
+        assert self._consumer is not None
+        limit = self._options.max_batch
+        batch: dict[TopicPartition, list[Any]] = await self._consumer.getmany(
+            timeout_ms=self._options.poll_timeout_ms, max_records=limit
+        )
+        count = sum(len(messages) for messages in batch.values())
+        deadline = time.monotonic() + self._options.linger_s
+        while batch and count < limit and time.monotonic() < deadline:
+            more = await self._consumer.getmany(timeout_ms=5, max_records=limit - count)
+            if not more:
+                break
+            for tp, messages in more.items():
+                batch.setdefault(tp, []).extend(messages)
+                count += len(messages)
+        return batch
+
     async def _apply_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """One transaction for the whole batch: one state load and one write, whatever the
+        number of partitions in it."""
         started = time.perf_counter()
-        size = 0
+        unseen = self._unseen(batch)
+        if not unseen:
+            return
+        records: list[InboundRecord] = []
+        outbox: dict[TopicPartitionKey, list[OutboundRecord]] = {}
+        for key, messages in unseen.items():
+            decoded, dead = _decode(messages, key)
+            records += decoded
+            outbox[key] = dead
+            metrics.CONSUMER_EVENTS.labels(self._group, "dead_lettered").inc(len(dead))
         async with self._sessions() as session, session.begin():
-            advanced: dict[TopicPartitionKey, int] = {}
-            for tp, messages in batch.items():
-                key = (tp.topic, tp.partition)
-                if key not in self._positions:
-                    continue  # revoked while the batch was in flight
-                fresh = [m for m in messages if m.offset >= (self._positions[key] or 0)]
-                if not fresh:
-                    continue
-                size += len(fresh)
-                await self._apply_partition(session, key, fresh)
-                advanced[key] = fresh[-1].offset + 1
-            self._batches += 1
-            if self._batches % self._options.prune_every_batches == 0:
-                await offsets.forget_applied_before(
-                    session, self._group, self._options.dedup_retention
+            fresh = await self._drop_applied(session, records)
+            outbound = await self._handler.apply(session, fresh) if fresh else []
+            _attribute(outbound, fresh, outbox)
+            await offsets.mark_applied(session, self._group, [r.event.event_id for r in fresh])
+            for key, queued in outbox.items():
+                await offsets.enqueue(session, self._group, key, queued)
+                next_offset = unseen[key][-1].offset + 1
+                await offsets.advance_offset(
+                    session, self._group, key, self._positions[key], next_offset
                 )
+            await self._maybe_prune(session)
+        advanced = {key: messages[-1].offset + 1 for key, messages in unseen.items()}
         self._positions.update(advanced)
         await self._commit_to_kafka(advanced)
+        metrics.CONSUMER_EVENTS.labels(self._group, "applied").inc(len(fresh))
         metrics.CONSUMER_BATCH_SECONDS.labels(self._group).observe(time.perf_counter() - started)
-        metrics.CONSUMER_BATCH_SIZE.labels(self._group).observe(size)
+        metrics.CONSUMER_BATCH_SIZE.labels(self._group).observe(len(records))
         self.status.last_batch_at = time.time()
 
-    async def _apply_partition(
-        self, session: AsyncSession, key: TopicPartitionKey, messages: list[Any]
-    ) -> None:
-        records, dead = _decode(messages, key)
+    def _unseen(self, batch: dict[TopicPartition, list[Any]]) -> dict[TopicPartitionKey, list[Any]]:
+        """Messages at or past the stored position of partitions we still own."""
+        unseen: dict[TopicPartitionKey, list[Any]] = {}
+        for tp, messages in batch.items():
+            key = (tp.topic, tp.partition)
+            if key not in self._positions:
+                continue  # revoked while the batch was in flight
+            position = self._positions[key] or 0
+            fresh = [m for m in messages if m.offset >= position]
+            if fresh:
+                unseen[key] = fresh
+        return unseen
+
+    async def _drop_applied(
+        self, session: AsyncSession, records: list[InboundRecord]
+    ) -> list[InboundRecord]:
+        """Events this group already applied (retries, re-publishes) are skipped, once."""
         seen = await offsets.already_applied(
             session, self._group, [r.event.event_id for r in records]
         )
@@ -211,14 +257,12 @@ class ConsumerShell:
                 continue
             seen.add(record.event.event_id)
             fresh.append(record)
-        outbound = await self._handler.apply(session, fresh) if fresh else []
-        await offsets.mark_applied(session, self._group, [r.event.event_id for r in fresh])
-        await offsets.enqueue(session, self._group, key, [*dead, *outbound])
-        await offsets.advance_offset(
-            session, self._group, key, self._positions[key], messages[-1].offset + 1
-        )
-        metrics.CONSUMER_EVENTS.labels(self._group, "applied").inc(len(fresh))
-        metrics.CONSUMER_EVENTS.labels(self._group, "dead_lettered").inc(len(dead))
+        return fresh
+
+    async def _maybe_prune(self, session: AsyncSession) -> None:
+        self._batches += 1
+        if self._batches % self._options.prune_every_batches == 0:
+            await offsets.forget_applied_before(session, self._group, self._options.dedup_retention)
 
     async def _relay_outbox(self) -> None:
         """Publish what committed transactions queued, then delete it. At-least-once."""
@@ -264,10 +308,12 @@ class ConsumerShell:
         metrics.CONSUMER_REBALANCES.labels(self._group).inc()
         await self._reseek([(tp.topic, tp.partition) for tp in assigned])
         self.status.assigned = set(self._positions)
+        self._settled.set()
         log.info("assigned %d partitions", len(assigned))
         await self._relay_outbox()
 
     def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._settled.clear()
         for tp in revoked:
             self._positions.pop((tp.topic, tp.partition), None)
             with contextlib.suppress(KeyError):
@@ -320,6 +366,19 @@ def _decode(
             continue
         records.append(InboundRecord(key[0], key[1], message.offset, event))
     return records, dead
+
+
+def _attribute(
+    outbound: list[OutboundRecord],
+    records: list[InboundRecord],
+    outbox: dict[TopicPartitionKey, list[OutboundRecord]],
+) -> None:
+    """Queue each output under the partition its account's events came from, so that the
+    owner of that partition relays it, in order, after a crash or a rebalance."""
+    source = {r.event.account_key.encode(): (r.topic, r.partition) for r in records}
+    fallback = next(iter(outbox))
+    for record in outbound:
+        outbox[source.get(record.key or b"", fallback)].append(record)
 
 
 def dead_letter(message: Any, key: TopicPartitionKey, reason: str) -> OutboundRecord:

@@ -16,10 +16,22 @@ def upsert_statement(session: AsyncSession, table: Table) -> Any:
     return sqlite.insert(table)
 
 
-def upsert_values(
+async def upsert_rows(
     session: AsyncSession, table: Table, rows: list[dict[str, Any]], keys: list[str]
-) -> Any:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE SET every other column = excluded."""
+) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE SET every other column = excluded.
+
+    Executed as executemany over one cached statement: compiling a multi-row VALUES with
+    thousands of parameters per batch costs more than the database round trip.
+    """
+    if not rows:
+        return
     statement = upsert_statement(session, table)
     updates = {c: statement.excluded[c] for c in rows[0] if c not in keys}
-    return statement.values(rows).on_conflict_do_update(index_elements=keys, set_=updates)
+    await session.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates), rows)
+
+
+async def insert_new_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING, as executemany (replays insert nothing twice)."""
+    if rows:
+        await session.execute(upsert_statement(session, table).on_conflict_do_nothing(), rows)

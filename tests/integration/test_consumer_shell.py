@@ -21,13 +21,7 @@ from services.kit.broker import EmbeddedBroker
 from services.kit.consumer import ConsumerShell
 from services.kit.settings import CommonSettings
 from services.kit.tables import accounts, processed_events
-from tests.harness import Stack
-from tests.integration.test_crash_recovery import (
-    consume_all,
-    produce,
-    stored_progress,
-    wait_for_progress,
-)
+from tests.harness import Stack, consume_all, produce, stored_progress, wait_for_progress
 from tests.streams import generate
 
 pytestmark = pytest.mark.integration

@@ -5,80 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
-from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import func, select
 
 from schemas import topics
-from schemas.envelope import Envelope
-from schemas.events import decode_event, encode_event
+from schemas.events import decode_event
 from services.funnel.config import FunnelConfig
 from services.funnel.processing import apply_events
 from services.funnel.state import AccountState
 from services.kit import db
 from services.kit.broker import EmbeddedBroker
-from services.kit.tables import account_transitions, accounts, consumer_offsets, processed_events
-from tests.harness import Stack
+from services.kit.tables import account_transitions, accounts, processed_events
+from tests.harness import Stack, consume_all, produce, stored_progress, wait_for_progress
 from tests.streams import generate
 
 pytestmark = pytest.mark.integration
 
 KILLS = 6
-
-
-async def produce(bootstrap: str, events: Sequence[Envelope]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        pending = [
-            await producer.send(topics.EVENTS.name, encode_event(e), key=e.account_key.encode())
-            for e in events
-        ]
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-
-
-async def stored_progress(url: str) -> int:
-    engine = db.create_engine(url=url)
-    try:
-        async with engine.connect() as connection:
-            total = await connection.scalar(
-                select(func.coalesce(func.sum(consumer_offsets.c.next_offset), 0))
-                .where(consumer_offsets.c.group_id == topics.FUNNEL_GROUP)
-                .where(consumer_offsets.c.topic == topics.EVENTS.name)
-            )
-        return int(total or 0)
-    finally:
-        await engine.dispose()
-
-
-async def wait_for_progress(url: str, beyond: int, timeout_s: float = 60) -> int:
-    for _ in range(int(timeout_s / 0.05)):
-        progress = await stored_progress(url)
-        if progress > beyond:
-            return progress
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no progress beyond {beyond} offsets")
-
-
-async def consume_all(bootstrap: str, topic: str, at_least: int) -> list[Any]:
-    """Every record of a topic: read until at least ``at_least`` and a poll comes back empty."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        for _ in range(300):
-            batch = await consumer.getmany(timeout_ms=200)
-            records += [m for ms in batch.values() for m in ms]
-            if len(records) >= at_least and not batch:
-                break
-    finally:
-        await consumer.stop()
-    return records
 
 
 async def test_sigkill_mid_stream_neither_loses_nor_double_counts(

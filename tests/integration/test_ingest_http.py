@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from schemas import topics
 from schemas.events import decode_event
@@ -21,7 +20,7 @@ from services.kit import db
 from services.kit.broker import EmbeddedBroker, free_port
 from services.kit.credentials import store_write_key
 from services.kit.runner import quiet_server
-from tests.harness import wait_until_ready
+from tests.harness import consume_all, wait_until_ready
 
 pytestmark = pytest.mark.integration
 
@@ -43,21 +42,6 @@ async def ingest(sqlite_url: str, broker: EmbeddedBroker) -> AsyncIterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     await task
-
-
-async def consume(bootstrap: str, topic: str, count: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        for _ in range(50):
-            batch = await consumer.getmany(timeout_ms=200)
-            records += [m for ms in batch.values() for m in ms]
-            if len(records) >= count:
-                break
-    finally:
-        await consumer.stop()
-    return records
 
 
 def page(account: str | None = "acme.com", **extra: Any) -> dict[str, Any]:
@@ -85,14 +69,14 @@ async def test_good_events_are_produced_and_bad_ones_dead_lettered(
             "reason": response.json()["rejected"][0]["reason"],
         }
     ]
-    produced = await consume(broker.bootstrap, topics.EVENTS.name, 2)
+    produced = await consume_all(broker.bootstrap, topics.EVENTS.name, 2)
     events = sorted((decode_event(r.value) for r in produced), key=lambda e: e.account or "")
     assert [(e.type, e.account, e.source) for e in events] == [
         ("page_viewed", "acme.com", "website"),
         ("page_viewed", "initech.io", "website"),
     ]
     assert {r.key for r in produced} == {b"acme.com", b"initech.io"}
-    dead = await consume(broker.bootstrap, topics.DEAD_LETTER.name, 1)
+    dead = await consume_all(broker.bootstrap, topics.DEAD_LETTER.name, 1)
     headers = dict(dead[0].headers)
     assert json.loads(dead[0].value)["messageId"] == "bad-1"
     assert headers[topics.HEADER_REASON].startswith(b"score:")
@@ -142,7 +126,7 @@ async def test_pixel_always_answers_the_gif_and_produces_with_a_key(
             assert response.headers["content-type"] == "image/gif"
             assert len(response.content) == 43
             assert response.headers["cache-control"] == "no-cache, no-store, must-revalidate"
-    [record] = await consume(broker.bootstrap, topics.EVENTS.name, 1)
+    [record] = await consume_all(broker.bootstrap, topics.EVENTS.name, 1)
     event = decode_event(record.value)
     assert (event.type, event.account, event.anonymous_id, event.event_id) == (
         "page_viewed",

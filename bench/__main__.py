@@ -1,0 +1,105 @@
+"""`make bench`: throughput on this machine, each figure against a baseline measured in the
+same run on the same broker (these machines are noisy: ratios, not absolutes).
+
+1. ingest: events/s through `POST /v1/batch` (batches of 100) vs a bare aiokafka producer
+   sending the same events with acks=all;
+2. pipeline: events/s through the funnel consumer on PostgreSQL (decode, de-duplicate,
+   pure core, state + offsets + outbox in one transaction, relay) vs consuming the same
+   records and discarding them.
+
+Results are written to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.ingest import IngestResult, measure_ingest
+from bench.pipeline import PipelineResult, measure_pipeline
+
+RESULTS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        lines = cpuinfo.read_text().splitlines()
+        names = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    python = f"Python {platform.python_version()}"
+    return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, {python}, {platform.system()}"
+
+
+def row(*cells: object) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def render(ingest: IngestResult, pipeline: PipelineResult) -> str:
+    ms = "{:.1f} ms".format
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}.",
+        "Command: `make bench` (`python -m bench`). Broker: embedded Tansu (in memory); the",
+        "pipeline's database: PostgreSQL (throwaway cluster, fsync off). One process per service.",
+        "",
+        f"## Ingest: `POST /v1/batch`, batches of 100, {ingest.concurrency} concurrent senders",
+        "",
+        row("path", "events", "events/s", "batch p50", "batch p99"),
+        row("---", "---:", "---:", "---:", "---:"),
+        row("bare aiokafka producer, acks=all (baseline)", f"{ingest.events:,}",
+            f"{ingest.baseline_rate:,.0f}", ms(ingest.baseline_p50_ms), ms(ingest.baseline_p99_ms)),
+        row("ingest over HTTP: validate, resolve, produce, wait for acks", f"{ingest.events:,}",
+            f"{ingest.rate:,.0f}", ms(ingest.p50_ms), ms(ingest.p99_ms)),
+        "",
+        f"Ratio ingest / bare producer: **{ingest.rate / ingest.baseline_rate:.2f}**.",
+        "",
+        "## Pipeline: the funnel consumer on PostgreSQL",
+        "",
+        row("path", "events", "events/s"),
+        row("---", "---:", "---:"),
+        row("consume and discard (the broker's ceiling)", f"{pipeline.events:,}",
+            f"{pipeline.baseline_rate:,.0f}"),
+        row("funnel: pure core; state, offsets, applied ids, outbox in one transaction",
+            f"{pipeline.events:,}", f"{pipeline.rate:,.0f}"),
+        "",
+        f"Ratio funnel / consume-and-discard: **{pipeline.rate / pipeline.baseline_rate:.2f}** "
+        f"({pipeline.accounts:,} accounts, batches of up to {pipeline.max_batch}).",
+        "",
+    ]  # fmt: skip
+    return "\n".join(lines)
+
+
+async def run() -> str:
+    with tempfile.TemporaryDirectory(prefix="abm-bench-") as scratch:
+        ingest = await measure_ingest(Path(scratch))
+        print(
+            f"ingest: {ingest.rate:,.0f} ev/s vs producer {ingest.baseline_rate:,.0f} ev/s",
+            flush=True,
+        )
+        pipeline = await measure_pipeline(Path(scratch))
+        print(
+            f"pipeline: {pipeline.rate:,.0f} ev/s vs discard {pipeline.baseline_rate:,.0f} ev/s",
+            flush=True,
+        )
+    return render(ingest, pipeline)
+
+
+def main() -> None:
+    report = asyncio.run(run())
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(report)
+    print(report)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Ingest throughput against a bare producer on the same broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from schemas import topics
+from schemas.events import encode_event
+from services.ingest.collect import collect
+from services.ingest.identity import VisitorAccounts
+from services.ingest.segment import Received
+from services.kit import db, kafka, migrate
+from services.kit.broker import start_broker
+from services.kit.credentials import store_write_key
+from tests.harness import stack, wait_until_ready
+
+BATCH = 100
+BATCHES = 300
+CONCURRENCY = 8
+KEY = "bench-key"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    events: int
+    concurrency: int
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    baseline_rate: float
+    baseline_p50_ms: float
+    baseline_p99_ms: float
+
+
+def batches() -> list[list[dict[str, Any]]]:
+    now = datetime.now(UTC).isoformat()
+    return [
+        [
+            {
+                "type": "page",
+                "messageId": uuid.uuid4().hex,
+                "anonymousId": f"v{i}",
+                "timestamp": now,
+                "context": {"groupId": f"account-{(b * BATCH + i) % 5000}.com"},
+                "properties": {"url": f"https://vendor.example/p/{i}", "title": "A page"},
+            }
+            for i in range(BATCH)
+        ]
+        for b in range(BATCHES)
+    ]
+
+
+async def _timed_concurrently(jobs: list[Any], send: Any) -> tuple[float, list[float]]:
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        while not queue.empty():
+            job = queue.get_nowait()
+            started = time.perf_counter()
+            await send(job)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return time.perf_counter() - started, latencies
+
+
+def _p(latencies: list[float], q: int) -> float:
+    return statistics.quantiles(latencies, n=100)[q - 1] * 1000
+
+
+async def measure_ingest(scratch: Path) -> IngestResult:
+    broker = start_broker(log_file=scratch / "tansu-ingest.log")
+    url = f"sqlite+aiosqlite:///{scratch / 'ingest.db'}"
+    try:
+        await kafka.wait_for_broker(broker.bootstrap)
+        await kafka.ensure_topics(broker.bootstrap)
+        await asyncio.to_thread(migrate.upgrade, url)
+        engine = db.create_engine(url=url)
+        async with db.create_sessionmaker(engine)() as session, session.begin():
+            await store_write_key(session, KEY, "bench")
+        await engine.dispose()
+        work = batches()
+        baseline, baseline_latencies = await _bare_producer(broker.bootstrap, work)
+        elapsed, latencies = await _through_ingest(broker.bootstrap, url, scratch, work)
+    finally:
+        broker.stop()
+    events = BATCH * BATCHES
+    return IngestResult(
+        events,
+        CONCURRENCY,
+        events / elapsed,
+        _p(latencies, 50),
+        _p(latencies, 99),
+        events / baseline,
+        _p(baseline_latencies, 50),
+        _p(baseline_latencies, 99),
+    )
+
+
+async def _bare_producer(
+    bootstrap: str, work: list[list[dict[str, Any]]]
+) -> tuple[float, list[float]]:
+    """The same events, already mapped, produced with acks=all: the ceiling."""
+    received = Received(at=datetime.now(UTC), source="bench")
+    mapped = [collect(b, received, VisitorAccounts(), 32 * 1024).events for b in work]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+
+    async def send(events: list[Any]) -> None:
+        futures = [
+            await producer.send(topics.EVENTS.name, encode_event(e), key=e.account_key.encode())
+            for e in events
+        ]
+        await asyncio.gather(*futures)
+
+    try:
+        return await _timed_concurrently(mapped, send)
+    finally:
+        await producer.stop()
+
+
+async def _through_ingest(
+    bootstrap: str, url: str, scratch: Path, work: list[list[dict[str, Any]]]
+) -> tuple[float, list[float]]:
+    with stack(url, bootstrap, scratch) as running:
+        running.env["ABM_LOG_LEVEL"] = "WARNING"
+        running.start("ingest")
+        base = running.url("ingest")
+        await wait_until_ready(base)
+        bodies = [json.dumps({"batch": b}).encode() for b in work]
+        headers = {"Content-Type": "application/json"}
+        async with httpx.AsyncClient(base_url=base, auth=(KEY, ""), timeout=30) as client:
+
+            async def send(body: bytes) -> None:
+                response = await client.post("/v1/batch", content=body, headers=headers)
+                response.raise_for_status()
+
+            return await _timed_concurrently(bodies, send)
