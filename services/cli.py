@@ -65,7 +65,11 @@ def _simulate(args: argparse.Namespace) -> None:
     from services.simulate.cli import run_simulation
 
     run_simulation(
-        ingest_url=args.ingest_url, write_key=args.write_key, accounts=args.accounts, seed=args.seed
+        ingest_url=args.ingest_url,
+        write_key=args.write_key,
+        accounts=args.accounts,
+        seed=args.seed,
+        rate=args.rate,
     )
 
 
@@ -113,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--write-key", default="dev-write-key")
     simulate.add_argument("--accounts", type=int, default=50)
     simulate.add_argument("--seed", type=int, default=7)
+    simulate.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        metavar="MSG_PER_S",
+        help="cap the sending rate (default: as fast as ingest accepts)",
+    )
     simulate.set_defaults(handler=_simulate)
     schemas = commands.add_parser("schemas", help="export the event JSON Schemas")
     schemas.add_argument("--check", action="store_true", help="fail if the files are stale")

@@ -29,6 +29,7 @@ from services.kit.settings import CommonSettings
 log = logging.getLogger("abm.up")
 
 SERVICES = ("ingest", "intent", "funnel", "api")
+SIMULATION_RATE = 150  # messages/s: 50 accounts' history (~3,000 messages) in about 20 s
 
 
 class UpSettings(CommonSettings):
@@ -134,9 +135,11 @@ def _supervise(
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     simulation = _start_simulation(settings, simulate_accounts) if simulate_accounts else None
+    watcher = FunnelWatcher(f"http://127.0.0.1:{settings.api_port}", settings)
     try:
         while not stopping:
             time.sleep(0.5)
+            watcher.report()
             for name, child in list(children.items()):
                 if child.process.poll() is not None:
                     log.warning("%s exited with %s; restarting", name, child.process.returncode)
@@ -154,10 +157,40 @@ def _start_simulation(settings: UpSettings, accounts: int) -> subprocess.Popen[b
     if not _wait_ready(ingest, timeout_s=60):
         log.error("ingest never became ready; not simulating")
         return None
+    # Paced so that a newcomer watches the accounts move, rather than seeing the end state.
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", "simulate", "--ingest-url", ingest,
-         "--write-key", settings.dev_write_key.get_secret_value(), "--accounts", str(accounts)]
+         "--write-key", settings.dev_write_key.get_secret_value(), "--accounts", str(accounts),
+         "--rate", str(SIMULATION_RATE)]
     )  # fmt: skip
+
+
+class FunnelWatcher:
+    """Prints the funnel from the API every few seconds when it changed: proof of life."""
+
+    def __init__(self, api_url: str, settings: UpSettings, every_s: float = 3.0) -> None:
+        self._url = f"{api_url}/v1/funnel"
+        self._token = settings.dev_api_token.get_secret_value()
+        self._every = every_s
+        self._next = time.monotonic() + every_s
+        self._last = ""
+
+    def report(self) -> None:
+        if time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + self._every
+        try:
+            response = httpx.get(
+                self._url, headers={"Authorization": f"Bearer {self._token}"}, timeout=1
+            )
+        except httpx.HTTPError:
+            return
+        if response.status_code != 200:
+            return
+        line = "  ".join(f"{s['stage']} {s['accounts']}" for s in response.json()["stages"])
+        if line != self._last:
+            self._last = line
+            print(f"funnel now: {line}", flush=True)
 
 
 def _wait_ready(base_url: str, timeout_s: float) -> bool:

@@ -8,13 +8,16 @@ from datetime import UTC, datetime
 from services.simulate.runner import simulate
 
 
-def run_simulation(*, ingest_url: str, write_key: str, accounts: int, seed: int) -> None:
+def run_simulation(
+    *, ingest_url: str, write_key: str, accounts: int, seed: int, rate: float | None = None
+) -> None:
     summary = asyncio.run(
         simulate(
             ingest_url=ingest_url,
             write_key=write_key,
             accounts=accounts,
             seed=seed,
+            rate=rate,
             now=datetime.now(UTC),  # the entry point owns the clock; the scenario is pure
         )
     )
