@@ -145,24 +145,23 @@ class CampaignSpent(Envelope):
 # --- derived: emitted by intent and funnel -----------------------------------------------
 
 
-class SurgeStarted(Envelope):
+class _SurgeTransition(Envelope):
+    """What a surge event explains: the topic, the score, against which baseline, why."""
+
+    topic: ShortText
+    score: float = Field(ge=0, le=100)
+    baseline: float
+    observed: float
+    detector_version: ShortText
+    trigger_event_ids: list[str] = Field(default_factory=list)
+
+
+class SurgeStarted(_SurgeTransition):
     type: Literal["surge_started"] = "surge_started"
-    topic: ShortText
-    score: float = Field(ge=0, le=100)
-    baseline: float
-    observed: float
-    detector_version: ShortText
-    trigger_event_ids: list[str] = Field(default_factory=list)
 
 
-class SurgeEnded(Envelope):
+class SurgeEnded(_SurgeTransition):
     type: Literal["surge_ended"] = "surge_ended"
-    topic: ShortText
-    score: float = Field(ge=0, le=100)
-    baseline: float
-    observed: float
-    detector_version: ShortText
-    trigger_event_ids: list[str] = Field(default_factory=list)
 
 
 class Stage(StrEnum):

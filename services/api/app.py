@@ -14,8 +14,8 @@ from services.api.auth import Tokens
 from services.api.errors import ApiProblem, handle_problem, handle_validation
 from services.api.routes import router
 from services.api.settings import ApiSettings
-from services.kit import db, metrics, migrate
-from services.kit.health import health_router
+from services.kit import db, metrics
+from services.kit.health import database_problems, health_router
 from services.kit.http import serve, timed
 from services.kit.logging import configure_logging
 
@@ -46,13 +46,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         state = holder.get("state")
         if state is None:
             return {"service": "starting"}
-        try:
-            await db.ping(state.engine)
-            if not await migrate.is_current(settings.database_url):
-                return {"database": "migrations not at head"}
-        except Exception as error:  # noqa: BLE001 - any failure means not ready
-            return {"database": type(error).__name__}
-        return {}
+        return await database_problems(state.engine)
 
     app = FastAPI(
         title="abm-stream API",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.errors import Forbidden, Unauthorized
+from services.kit.cache import TtlCache
 from services.kit.credentials import scopes_for_token
 
 _bearer = HTTPBearer(auto_error=False, description="API token")
@@ -20,20 +20,14 @@ class Tokens:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl_s: float) -> None:
         self._sessions = sessions
-        self._ttl = ttl_s
-        self._cache: dict[str, tuple[float, frozenset[str] | None]] = {}
+        self._cache: TtlCache[frozenset[str] | None] = TtlCache(self._lookup, ttl_s)
 
     async def scopes(self, token: str) -> frozenset[str] | None:
-        now = time.monotonic()
-        cached = self._cache.get(token)
-        if cached and now - cached[0] < self._ttl:
-            return cached[1]
+        return await self._cache.get(token)
+
+    async def _lookup(self, token: str) -> frozenset[str] | None:
         async with self._sessions() as session:
-            scopes = await scopes_for_token(session, token)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[token] = (now, scopes)
-        return scopes
+            return await scopes_for_token(session, token)
 
 
 def require(scope: str) -> object:

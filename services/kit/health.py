@@ -11,9 +11,23 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.kit import db, migrate
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
 """Returns a name -> problem map; empty means ready."""
+
+
+async def database_problems(engine: AsyncEngine, *, migrations: bool = True) -> dict[str, str]:
+    """Reachable, and (for services that read or write the schema) migrated to head."""
+    try:
+        if migrations and not await migrate.is_current(engine):
+            return {"database": "migrations not at head"}
+        await db.ping(engine)
+    except Exception as error:  # noqa: BLE001 - any failure means not ready
+        return {"database": type(error).__name__}
+    return {}
 
 
 def health_router(readiness: ReadinessCheck) -> APIRouter:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -10,8 +10,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
-
-from services.kit.db import create_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -28,24 +27,17 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
 
 
-def head_revision(database_url: str) -> str | None:
-    return ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+@functools.cache
+def head_revision() -> str | None:
+    """The newest revision the code ships (read once: it cannot change while running)."""
+    return ScriptDirectory.from_config(alembic_config("")).get_current_head()
 
 
-async def current_revision(database_url: str) -> str | None:
-    engine = create_engine(url=database_url)
-    try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(_current)
-    finally:
-        await engine.dispose()
-
-
-async def is_current(database_url: str) -> bool:
+async def is_current(engine: AsyncEngine) -> bool:
     """True when the database is at the head revision (readiness checks this)."""
-    return await current_revision(database_url) == await asyncio.to_thread(
-        head_revision, database_url
-    )
+    async with engine.connect() as connection:
+        current = await connection.run_sync(_current)
+    return current == head_revision()
 
 
 def _current(connection: Connection) -> str | None:

@@ -12,9 +12,9 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.kit import db, migrate
+from services.kit import db
 from services.kit.consumer import BatchHandler, ConsumerShell, ShellOptions
-from services.kit.health import operations_app
+from services.kit.health import database_problems, operations_app
 from services.kit.metrics import publish_build_info
 from services.kit.settings import CommonSettings
 
@@ -70,13 +70,7 @@ async def run_consumer_service(
     )
 
     async def readiness() -> dict[str, str]:
-        problems: dict[str, str] = {}
-        try:
-            await db.ping(engine)
-            if not await migrate.is_current(settings.database_url):
-                problems["database"] = "migrations not at head"
-        except Exception as error:  # noqa: BLE001 - any failure means not ready
-            problems["database"] = type(error).__name__
+        problems = await database_problems(engine)
         if not shell.status.started:
             problems["broker"] = "consumer not connected"
         return problems

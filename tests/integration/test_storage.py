@@ -33,7 +33,11 @@ async def session(any_db_url: str) -> AsyncIterator[AsyncSession]:
 
 
 async def test_migrations_reach_head(any_db_url: str) -> None:
-    assert await migrate.is_current(any_db_url)
+    engine = db.create_engine(url=any_db_url)
+    try:
+        assert await migrate.is_current(engine)
+    finally:
+        await engine.dispose()
 
 
 async def test_offsets_are_compare_and_set(session: AsyncSession) -> None:
