@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.api.auth import Tokens
 from services.api.errors import ApiProblem, handle_problem, handle_validation
+from services.api.etag import conditional_get
+from services.api.ratelimit import RateLimiter
 from services.api.routes import router
 from services.api.settings import ApiSettings
 from services.kit import db, metrics
@@ -26,6 +28,7 @@ class ApiState:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     tokens: Tokens
+    limiter: RateLimiter
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -35,7 +38,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, ApiState]]:
         engine = db.create_engine(url=settings.database_url, pool_size=settings.database_pool_size)
         sessions = db.create_sessionmaker(engine)
-        state = ApiState(settings, engine, sessions, Tokens(sessions, settings.api_token_cache_s))
+        limiter = RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_limit_burst)
+        tokens = Tokens(sessions, settings.api_token_cache_s)
+        state = ApiState(settings, engine, sessions, tokens, limiter)
         holder["state"] = state
         try:
             yield {"api": state}
@@ -58,6 +63,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(health_router(readiness))
     app.add_exception_handler(ApiProblem, handle_problem)
     app.add_exception_handler(RequestValidationError, handle_validation)
+    app.middleware("http")(conditional_get)
     app.middleware("http")(timed(metrics.API_REQUEST_SECONDS, with_status=True))
     return app
 

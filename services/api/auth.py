@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.errors import Forbidden, Unauthorized
+from services.api.errors import Forbidden, TooManyRequests, Unauthorized
+from services.api.ratelimit import RateLimiter
 from services.kit.cache import TtlCache
-from services.kit.credentials import scopes_for_token
+from services.kit.credentials import hash_secret, scopes_for_token
 
 _bearer = HTTPBearer(auto_error=False, description="API token")
 
@@ -31,8 +33,11 @@ class Tokens:
 
 
 def require(scope: str) -> object:
+    """Authenticate the bearer token, check its scope, then its rate limit."""
+
     async def dependency(
         request: Request,
+        response: Response,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> frozenset[str]:
         if credentials is None:
@@ -43,6 +48,13 @@ def require(scope: str) -> object:
             raise Unauthorized("unknown or revoked token")
         if scope not in scopes:
             raise Forbidden(f"this token lacks the {scope!r} scope")
+        limiter: RateLimiter = request.state.api.limiter
+        decision = limiter.check(hash_secret(credentials.credentials), time.monotonic())
+        if not decision.allowed:
+            raise TooManyRequests(
+                "rate limit exceeded; see Retry-After", headers=decision.headers()
+            )
+        response.headers.update(decision.headers())
         return scopes
 
     return Depends(dependency)

@@ -20,10 +20,13 @@ class ApiProblem(Exception):
     status = 500
     title = "Internal error"
 
-    def __init__(self, detail: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, detail: str, *, field: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.field = field
+        self.headers = headers or {}
 
 
 class Unauthorized(ApiProblem):
@@ -42,7 +45,17 @@ class BadRequest(ApiProblem):
     status, title = 400, "Bad request"
 
 
-def problem(status: int, title: str, detail: str, field: str | None = None) -> JSONResponse:
+class TooManyRequests(ApiProblem):
+    status, title = 429, "Too many requests"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     body: dict[str, object] = {
         "type": "about:blank",
         "title": title,
@@ -51,13 +64,13 @@ def problem(status: int, title: str, detail: str, field: str | None = None) -> J
     }
     if field:
         body["field"] = field
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 async def handle_problem(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ApiProblem)
-    return problem(error.status, error.title, error.detail, error.field)
+    return problem(error.status, error.title, error.detail, error.field, error.headers)
 
 
 async def handle_validation(_request: Request, error: Exception) -> JSONResponse:

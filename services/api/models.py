@@ -58,8 +58,24 @@ class AccountDetail(AccountSummary):
     last_activity_by_channel: dict[str, datetime]
 
 
+class AccountFields(BaseModel):
+    """An account in a listing: every field, or only those asked for with ``fields``."""
+
+    domain: str
+    name: str | None = None
+    owner: str | None = None
+    is_target: bool | None = None
+    fit_score: float | None = None
+    stage: str | None = None
+    stage_since: datetime | None = None
+    tier: int | None = None
+    surging: bool | None = None
+    last_activity_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
 class AccountPage(BaseModel):
-    items: list[AccountSummary]
+    items: list[AccountFields]
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null at the end."
     )
@@ -78,3 +94,22 @@ class FunnelReport(BaseModel):
     stages: list[StageFigures]
     target_accounts: int
     engaged_share: float | None = Field(description="Targets engaged or further / all targets.")
+
+
+class SurgeRecord(BaseModel):
+    event_id: str = Field(description="Id of the SurgeStarted event")
+    account: str
+    topic: str
+    score: float
+    baseline: float
+    observed: float
+    started_at: datetime
+    ended_at: datetime | None = Field(description="null while the surge is active")
+    detector_version: str
+    trigger_event_ids: list[str]
+    tier: int | None = Field(description="The account's current tier")
+
+
+class SurgePage(BaseModel):
+    items: list[SurgeRecord]
+    next_cursor: str | None

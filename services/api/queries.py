@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, select
+from sqlalchemy import ColumnElement, Exists, Select, and_, exists, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.listing import AccountFilter, Keyset
 from services.kit.tables import account_transitions, accounts, surges
-
-STAGES = ("target", "engaged", "opportunity", "won", "retention", "expansion")
 
 _active_surge = exists().where(
     and_(surges.c.account == accounts.c.domain, surges.c.ended_at.is_(None))
@@ -52,26 +52,82 @@ async def transitions(session: AsyncSession, domain: str, kind: str) -> list[dic
 
 
 async def account_page(
+    session: AsyncSession, criteria: AccountFilter, order: Keyset, limit: int
+) -> Sequence[dict[str, Any]]:
+    """Keyset pagination: stable and cheap however deep the page."""
+    column = accounts.c[order.column]
+    ordering = (
+        (column.desc(), accounts.c.domain.desc())
+        if order.descending
+        else (column, accounts.c.domain)
+    )
+    query: Select[Any] = select(*SUMMARY_COLUMNS).order_by(*ordering).limit(limit)
+    for condition in _conditions(criteria):
+        query = query.where(condition)
+    if order.after is not None:
+        position = tuple_(column, accounts.c.domain)
+        after = tuple_(*order.after)
+        query = query.where(position < after if order.descending else position > after)
+    return [dict(r._mapping) for r in await session.execute(query)]
+
+
+def _conditions(criteria: AccountFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [
+        accounts.c.stage == criteria.stage if criteria.stage else accounts.c.stage.is_not(None)
+    ]
+    if criteria.tier is not None:
+        conditions.append(accounts.c.tier == criteria.tier)
+    if criteria.surging is not None:
+        conditions.append(_active_surge if criteria.surging else ~_active_surge)
+    if criteria.topic is not None:
+        conditions.append(_active_surge_on(criteria.topic))
+    if criteria.fit_min is not None:
+        conditions.append(accounts.c.fit_score >= criteria.fit_min)
+    if criteria.fit_max is not None:
+        conditions.append(accounts.c.fit_score <= criteria.fit_max)
+    if criteria.owner is not None:
+        conditions.append(accounts.c.owner == criteria.owner)
+    if criteria.changed_since is not None:
+        conditions.append(accounts.c.updated_at >= criteria.changed_since)
+    return conditions
+
+
+def _active_surge_on(topic: str) -> Exists:
+    return exists().where(
+        and_(
+            surges.c.account == accounts.c.domain,
+            surges.c.ended_at.is_(None),
+            surges.c.topic == topic,
+        )
+    )
+
+
+async def surge_page(
     session: AsyncSession,
     *,
-    stage: str | None,
+    topic: str | None,
     tier: int | None,
-    surging: bool | None,
-    after: str | None,
+    active: bool | None,
+    after: tuple[datetime, str] | None,
     limit: int,
 ) -> Sequence[dict[str, Any]]:
-    """Keyset pagination by domain: stable and cheap however deep the page."""
-    query: Select[Any] = select(*SUMMARY_COLUMNS).order_by(accounts.c.domain).limit(limit)
-    if stage is not None:
-        query = query.where(accounts.c.stage == stage)
-    else:
-        query = query.where(accounts.c.stage.is_not(None))
+    """Surges, newest start first, with the account's current tier."""
+    query = (
+        select(surges, accounts.c.tier)
+        .join(accounts, accounts.c.domain == surges.c.account, isouter=True)
+        .order_by(surges.c.started_at.desc(), surges.c.event_id.desc())
+        .limit(limit)
+    )
+    if topic is not None:
+        query = query.where(surges.c.topic == topic)
     if tier is not None:
         query = query.where(accounts.c.tier == tier)
-    if surging is not None:
-        query = query.where(_active_surge if surging else ~_active_surge)
+    if active is not None:
+        query = query.where(
+            surges.c.ended_at.is_(None) if active else surges.c.ended_at.is_not(None)
+        )
     if after is not None:
-        query = query.where(accounts.c.domain > after)
+        query = query.where(tuple_(surges.c.started_at, surges.c.event_id) < tuple_(*after))
     return [dict(r._mapping) for r in await session.execute(query)]
 
 

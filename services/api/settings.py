@@ -15,3 +15,7 @@ class ApiSettings(CommonSettings):
     )
     api_page_default: int = Field(default=50, ge=1)
     api_page_max: int = Field(default=500, ge=1)
+    api_rate_limit_per_minute: int = Field(
+        default=1200, ge=1, description="Sustained requests per minute per token."
+    )
+    api_rate_limit_burst: int = Field(default=120, ge=1, description="Requests a token may burst.")

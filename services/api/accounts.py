@@ -1,0 +1,126 @@
+"""Account reads: one account with its explanation, and filtered, sorted pages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+
+from schemas.envelope import normalize_domain
+from services.api import queries
+from services.api.cursors import encode_cursor
+from services.api.errors import BadRequest, NotFound
+from services.api.listing import FIELDS, SORTS, STAGES, account_filter, keyset, selected_fields
+from services.api.models import (
+    AccountDetail,
+    AccountFields,
+    AccountPage,
+    ActiveSurge,
+    StageTransition,
+    TierTransition,
+)
+
+router = APIRouter()
+
+
+@router.get("/accounts/{domain}", response_model=AccountDetail, summary="One account's state")
+async def get_account(
+    request: Request, domain: Annotated[str, Path(max_length=253)]
+) -> AccountDetail:
+    key = _domain(domain)
+    async with request.state.api.sessions() as session:
+        row = await queries.account(session, key)
+        if row is None:
+            raise NotFound(f"no account {key!r}")
+        surges = await queries.active_surges(session, key)
+        stages = await queries.transitions(session, key, "stage")
+        tiers = await queries.transitions(session, key, "tier")
+    state: dict[str, Any] = row.pop("state")
+    return AccountDetail(
+        **row,
+        fit=state.get("fit", {}),
+        stage_rule=state.get("stage_rule"),
+        surges=[ActiveSurge(**s) for s in surges],
+        stage_history=[_stage_transition(t) for t in stages],
+        tier_history=[_tier_transition(t) for t in tiers],
+        last_activity_by_channel=state.get("last_activity_by_channel", {}),
+    )
+
+
+@router.get(
+    "/accounts",
+    response_model=AccountPage,
+    response_model_exclude_unset=True,
+    summary="Accounts in the funnel: filter, sort, page, pick fields",
+)
+async def list_accounts(
+    request: Request,
+    stage: Annotated[str | None, Query(description=f"One of {', '.join(STAGES)}")] = None,
+    tier: Annotated[int | None, Query(ge=1, le=3)] = None,
+    surging: Annotated[bool | None, Query(description="Any active surge")] = None,
+    topic: Annotated[
+        str | None, Query(max_length=256, description="Active surge on this topic")
+    ] = None,
+    fit_min: Annotated[float | None, Query(ge=0, le=100)] = None,
+    fit_max: Annotated[float | None, Query(ge=0, le=100)] = None,
+    owner: Annotated[str | None, Query(max_length=256)] = None,
+    changed_since: Annotated[datetime | None, Query(description="Latest event at or after")] = None,
+    sort: Annotated[str, Query(description=f"One of {', '.join(SORTS)}")] = "domain",
+    fields: Annotated[
+        str | None, Query(max_length=400, description=f"Comma-separated: {', '.join(FIELDS)}")
+    ] = None,
+    cursor: Annotated[str | None, Query(max_length=600)] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> AccountPage:
+    settings = request.state.api.settings
+    size = limit or settings.api_page_default
+    if size > settings.api_page_max:
+        raise BadRequest(f"limit is at most {settings.api_page_max}", field="limit")
+    if changed_since is not None and changed_since.tzinfo is None:
+        raise BadRequest("needs a time zone, e.g. 2026-01-01T00:00:00Z", field="changed_since")
+    criteria = account_filter(
+        stage=stage, tier=tier, surging=surging, topic=topic, fit_min=fit_min, fit_max=fit_max,
+        owner=owner, changed_since=changed_since,
+    )  # fmt: skip
+    order, wanted = keyset(sort, cursor), selected_fields(fields)
+    async with request.state.api.sessions() as session:
+        rows = await queries.account_page(session, criteria, order, size + 1)
+    page = rows[:size]
+    items = [
+        AccountFields(**{k: v for k, v in r.items() if wanted is None or k in wanted}) for r in page
+    ]
+    last = page[-1] if len(rows) > size else None
+    next_cursor = (
+        encode_cursor({"k": f"accounts:{order.sort}", "v": last[order.column], "d": last["domain"]})
+        if last else None
+    )  # fmt: skip
+    return AccountPage(items=items, next_cursor=next_cursor)
+
+
+def _domain(value: str) -> str:
+    try:
+        return normalize_domain(value)
+    except ValueError as error:
+        raise BadRequest(str(error), field="domain") from None
+
+
+def _stage_transition(row: dict[str, Any]) -> StageTransition:
+    return StageTransition(
+        from_stage=row["from_value"],
+        to_stage=row["to_value"],
+        at=row["occurred_at"],
+        rule=row["rule"],
+        config_version=row["config_version"],
+        cause_event_ids=row["cause_event_ids"],
+    )
+
+
+def _tier_transition(row: dict[str, Any]) -> TierTransition:
+    return TierTransition(
+        from_tier=int(row["from_value"]) if row["from_value"] else None,
+        to_tier=int(row["to_value"]) if row["to_value"] else None,
+        at=row["occurred_at"],
+        rule=row["rule"],
+        cause_event_ids=row["cause_event_ids"],
+    )

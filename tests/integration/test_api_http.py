@@ -1,0 +1,215 @@
+"""The API over real HTTP on PostgreSQL, with state written by the funnel's own code."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from schemas.events import AccountUpserted, PageViewed, SurgeStarted
+from services.api.app import create_app
+from services.api.settings import ApiSettings
+from services.funnel import repository as funnel_repository
+from services.funnel.config import FunnelConfig
+from services.funnel.processing import apply_events
+from services.intent import repository as intent_repository
+from services.kit import db
+from services.kit.broker import free_port
+from services.kit.credentials import store_api_token
+from services.kit.runner import quiet_server
+from tests.harness import wait_until_ready
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 4, 1, tzinfo=UTC)
+READ = {"Authorization": "Bearer reader"}
+
+
+def upsert(i: int) -> AccountUpserted:
+    return AccountUpserted(
+        event_id=f"u{i}",
+        occurred_at=T0 + timedelta(minutes=i),
+        received_at=T0,
+        account=f"acct{i:02d}.com",
+        source="crm",
+        target=True,
+        industry="software",
+        employees=100 + i,
+        owner="ann" if i % 2 else "bob",
+    )
+
+
+async def seed(url: str) -> None:
+    events: list[Any] = [upsert(i) for i in range(25)]
+    events += [
+        PageViewed(
+            event_id=f"p{i}",
+            occurred_at=T0 + timedelta(hours=1),
+            received_at=T0,
+            account=f"acct{i:02d}.com",
+            source="web",
+            url="https://v.io/",
+        )
+        for i in range(10)
+    ]
+    states, changes = apply_events({}, events, FunnelConfig())
+    surge = SurgeStarted(
+        event_id="s1",
+        occurred_at=T0,
+        received_at=T0,
+        account="acct03.com",
+        source="intent",
+        topic="pricing",
+        score=88,
+        baseline=1,
+        observed=12,
+        detector_version="t",
+    )
+    engine = db.create_engine(url=url)
+    async with db.create_sessionmaker(engine)() as session, session.begin():
+        await funnel_repository.save_accounts(session, states.values())
+        await funnel_repository.record_transitions(session, changes)
+        await intent_repository.record_surges(session, [surge])
+        await store_api_token(session, "reader", "crm-plugin", frozenset({"read"}))
+        await store_api_token(session, "writer", "loader", frozenset({"write"}))
+    await engine.dispose()
+
+
+@asynccontextmanager
+async def serving(url: str, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    port = free_port()
+    settings = ApiSettings(database_url=url, api_port=port, **overrides)
+    server = quiet_server(create_app(settings), "127.0.0.1", port)
+    task = asyncio.create_task(server.serve())
+    await wait_until_ready(f"http://127.0.0.1:{port}")
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def api(pg_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    await seed(pg_url)
+    async with serving(pg_url, api_rate_limit_burst=1000) as client:
+        yield client
+
+
+async def test_authentication_and_scopes(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/v1/funnel")).status_code == 401
+    unknown = await api.get("/v1/funnel", headers={"Authorization": "Bearer nope"})
+    assert unknown.status_code == 401 and unknown.headers["www-authenticate"] == "Bearer"
+    assert unknown.headers["content-type"] == "application/problem+json"
+    forbidden = await api.get("/v1/funnel", headers={"Authorization": "Bearer writer"})
+    assert forbidden.status_code == 403 and "read" in forbidden.json()["detail"]
+
+
+async def test_account_detail_explains_itself_and_revalidates_with_etag(
+    api: httpx.AsyncClient,
+) -> None:
+    response = await api.get("/v1/accounts/WWW.ACCT03.COM", headers=READ)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["stage"] == "engaged" and body["surging"] is True
+    assert [s["topic"] for s in body["surges"]] == ["pricing"]
+    assert [t["to_stage"] for t in body["stage_history"]] == ["target", "engaged"]
+    assert {c["criterion"] for c in body["fit"]["contributions"]} >= {"industry", "employees"}
+    etag = response.headers["etag"]
+    again = await api.get("/v1/accounts/acct03.com", headers={**READ, "If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    other = await api.get("/v1/accounts/acct04.com", headers={**READ, "If-None-Match": etag})
+    assert other.status_code == 200
+    assert (await api.get("/v1/accounts/missing.com", headers=READ)).status_code == 404
+
+
+async def test_pages_cover_every_account_once_in_any_sort(api: httpx.AsyncClient) -> None:
+    for sort in ("domain", "-fit_score", "updated_at", "-updated_at"):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params = {"limit": 4, "sort": sort, **({"cursor": cursor} if cursor else {})}
+            page = (await api.get("/v1/accounts", params=params, headers=READ)).json()
+            seen += [item["domain"] for item in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert sorted(seen) == [f"acct{i:02d}.com" for i in range(25)], sort
+    by_fit = (await api.get("/v1/accounts", params={"sort": "-fit_score"}, headers=READ)).json()[
+        "items"
+    ]
+    assert [a["fit_score"] for a in by_fit] == sorted(
+        (a["fit_score"] for a in by_fit), reverse=True
+    )
+
+
+async def test_filters_and_sparse_fields(api: httpx.AsyncClient) -> None:
+    async def domains(**params: Any) -> list[str]:
+        page = (await api.get("/v1/accounts", params=params, headers=READ)).json()
+        return [item["domain"] for item in page["items"]]
+
+    assert len(await domains(stage="engaged")) == 10
+    assert await domains(surging="true") == ["acct03.com"]
+    assert await domains(topic="pricing") == ["acct03.com"]
+    assert all(int(d[4:6]) % 2 for d in await domains(owner="ann"))
+    assert await domains(changed_since="2026-04-01T00:20:00Z", stage="target") == [
+        f"acct{i:02d}.com" for i in range(20, 25)
+    ]
+    sparse = (
+        await api.get("/v1/accounts", params={"fields": "stage", "limit": 1}, headers=READ)
+    ).json()
+    assert sparse["items"] == [{"domain": "acct00.com", "stage": "engaged"}]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"stage": "lost"}, "stage"),
+        ({"sort": "password"}, "sort"),
+        ({"cursor": "@@"}, "cursor"),
+        ({"limit": 100_000}, "limit"),
+        ({"fields": "secret"}, "fields"),
+        ({"tier": 7}, "tier"),
+        ({"fit_min": 90, "fit_max": 10}, "fit_min"),
+        ({"changed_since": "yesterday"}, "changed_since"),
+    ],
+)
+async def test_bad_parameters_are_4xx_problems_naming_the_field(
+    api: httpx.AsyncClient, params: dict[str, Any], field: str
+) -> None:
+    response = await api.get("/v1/accounts", params=params, headers=READ)
+    assert 400 <= response.status_code < 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["field"] == field
+
+
+async def test_surges_listing_and_funnel(api: httpx.AsyncClient) -> None:
+    surges = (await api.get("/v1/surges", params={"active": "true"}, headers=READ)).json()
+    assert [(s["account"], s["topic"], s["ended_at"]) for s in surges["items"]] == [
+        ("acct03.com", "pricing", None)
+    ]
+    assert (await api.get("/v1/surges", params={"topic": "other"}, headers=READ)).json()[
+        "items"
+    ] == []
+    funnel = (await api.get("/v1/funnel", headers=READ)).json()
+    assert [(s["stage"], s["accounts"], s["reached"]) for s in funnel["stages"][:2]] == [
+        ("target", 15, 25),
+        ("engaged", 10, 10),
+    ]
+
+
+async def test_rate_limit_answers_429_with_headers(pg_url: str) -> None:
+    await seed(pg_url)
+    async with serving(pg_url, api_rate_limit_burst=3, api_rate_limit_per_minute=6) as client:
+        responses = [await client.get("/v1/funnel", headers=READ) for _ in range(4)]
+    assert [r.status_code for r in responses[:3]] == [200, 200, 200]
+    assert [r.headers["ratelimit-remaining"] for r in responses[:3]] == ["2", "1", "0"]
+    assert responses[0].headers["ratelimit-limit"] == "3"
+    assert responses[3].status_code == 429 and int(responses[3].headers["retry-after"]) >= 1
+    assert responses[3].headers["content-type"] == "application/problem+json"
