@@ -19,3 +19,6 @@ class ApiSettings(CommonSettings):
         default=1200, ge=1, description="Sustained requests per minute per token."
     )
     api_rate_limit_burst: int = Field(default=120, ge=1, description="Requests a token may burst.")
+    api_stream_poll_s: float = Field(
+        default=0.25, gt=0, description="How often a stream looks for new changes."
+    )

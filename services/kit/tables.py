@@ -158,6 +158,23 @@ surges = Table(
     Index(None, "started_at"),
 )
 
+# --- change log (the API's change feed, stream and webhooks read it) ----------------------
+
+account_changes = Table(
+    "account_changes",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    # PostgreSQL: the writing transaction's id, so readers can serve only rows no
+    # in-flight transaction can precede (see services/kit/changes.py). SQLite: null.
+    Column("txid", BigInteger),
+    Column("event_id", String(128), nullable=False, unique=True),
+    Column("account", String(253), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("payload", JsonDocument, nullable=False),
+    Index(None, "txid", "seq"),
+)
+
 # --- credentials --------------------------------------------------------------------------
 
 write_keys = Table(

@@ -1,0 +1,118 @@
+"""The change feed and the live stream: every stage, tier and surge change, in log order.
+
+``GET /v1/changes?cursor=`` returns what happened after the cursor and the cursor to use
+next: a poller never rescans and never misses a change. ``GET /v1/stream`` pushes the same
+changes as Server-Sent Events whose ids are cursors, so a reconnecting client resumes with
+``Last-Event-ID``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from schemas.events import DerivedEvent
+from services.api.cursors import decode_cursor, encode_cursor
+from services.api.errors import BadRequest
+from services.kit.changes import START, Position, changes_after, newest_position
+
+router = APIRouter()
+
+HEARTBEAT_S = 15.0
+
+
+class ChangePage(BaseModel):
+    items: list[DerivedEvent]
+    next_cursor: str = Field(description="Pass back as `cursor`; unchanged when nothing new.")
+
+
+@router.get("/changes", response_model=ChangePage, summary="Changes after a cursor, in order")
+async def list_changes(
+    request: Request,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="Omit to start at the beginning")
+    ] = None,
+    account: Annotated[str | None, Query(max_length=253)] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> ChangePage:
+    settings = request.state.api.settings
+    size = limit or settings.api_page_default
+    if size > settings.api_page_max:
+        raise BadRequest(f"limit is at most {settings.api_page_max}", field="limit")
+    after = position_of(cursor, field="cursor")
+    async with request.state.api.sessions() as session:
+        rows = await changes_after(session, after, size, account)
+    last = rows[-1][0] if rows else after
+    return ChangePage(items=[payload for _, payload in rows], next_cursor=cursor_of(last))
+
+
+@router.get(
+    "/stream",
+    summary="Server-Sent Events of every change; resumable with Last-Event-ID",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream(
+    request: Request,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    last_event_id: Annotated[str | None, Header(max_length=200)] = None,
+) -> StreamingResponse:
+    resume = last_event_id or cursor
+    after = position_of(resume, field="Last-Event-ID" if last_event_id else "cursor")
+    if resume is None:
+        after = await _newest(request)  # a new subscriber wants what happens from now on
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(
+        _events(request, after), media_type="text/event-stream", headers=headers
+    )
+
+
+async def _events(request: Request, after: Position) -> AsyncIterator[bytes]:
+    state = request.state.api
+    idle = 0.0
+    yield b"retry: 2000\n\n"
+    while not await request.is_disconnected():
+        async with state.sessions() as session:
+            rows = await changes_after(session, after, 500)
+        for position, payload in rows:
+            yield sse(cursor_of(position), str(payload["type"]), payload)
+            after = position
+        idle = 0.0 if rows else idle + state.settings.api_stream_poll_s
+        if idle >= HEARTBEAT_S:
+            idle = 0.0
+            yield b": keep-alive\n\n"
+        if not rows:
+            await asyncio.sleep(state.settings.api_stream_poll_s)
+
+
+async def _newest(request: Request) -> Position:
+    async with request.state.api.sessions() as session:
+        return await newest_position(session)
+
+
+def sse(event_id: str, event: str, data: dict[str, Any]) -> bytes:
+    body = json.dumps(data, separators=(",", ":"))
+    return f"id: {event_id}\nevent: {event}\ndata: {body}\n\n".encode()
+
+
+def cursor_of(position: Position) -> str:
+    return encode_cursor({"k": "changes", "x": position.txid, "s": position.seq})
+
+
+def position_of(cursor: str | None, *, field: str) -> Position:
+    try:
+        decoded = decode_cursor(cursor, kind="changes")
+    except BadRequest:
+        raise BadRequest("not a cursor this API returned", field=field) from None
+    if decoded is None:
+        return START
+    txid, seq = decoded.get("x"), decoded.get("s")
+    if not isinstance(txid, int) or not isinstance(seq, int):
+        raise BadRequest("not a cursor this API returned", field=field)
+    return Position(txid, seq)
