@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.api.auth import Tokens
 from services.api.errors import ApiProblem, handle_problem, handle_validation
 from services.api.etag import conditional_get
+from services.api.producer import LazyProducer
 from services.api.ratelimit import RateLimiter
 from services.api.routes import router
 from services.api.settings import ApiSettings
@@ -29,6 +30,7 @@ class ApiState:
     sessions: async_sessionmaker[AsyncSession]
     tokens: Tokens
     limiter: RateLimiter
+    producer: LazyProducer
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -40,11 +42,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
         sessions = db.create_sessionmaker(engine)
         limiter = RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_limit_burst)
         tokens = Tokens(sessions, settings.api_token_cache_s)
-        state = ApiState(settings, engine, sessions, tokens, limiter)
+        producer = LazyProducer(settings)
+        state = ApiState(settings, engine, sessions, tokens, limiter, producer)
         holder["state"] = state
         try:
             yield {"api": state}
         finally:
+            await producer.close()
             await engine.dispose()
 
     async def readiness() -> dict[str, str]:

@@ -49,6 +49,10 @@ class TooManyRequests(ApiProblem):
     status, title = 429, "Too many requests"
 
 
+class ServiceUnavailable(ApiProblem):
+    status, title = 503, "Service unavailable"
+
+
 def problem(
     status: int,
     title: str,

@@ -1,12 +1,17 @@
-"""Every /v1 read route, behind a read-scoped token."""
+"""Every /v1 route, each behind the scope it needs: read, write or admin."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.api import accounts, feed, funnel, surges
+from services.api import accounts, admin, feed, funnel, surges, writes
 from services.api.auth import require
 
-router = APIRouter(prefix="/v1", dependencies=[require("read")])  # type: ignore[list-item]
+router = APIRouter(prefix="/v1")
+
+reads = APIRouter(dependencies=[require("read")])  # type: ignore[list-item]
 for module in (accounts, feed, funnel, surges):
-    router.include_router(module.router)
+    reads.include_router(module.router)
+router.include_router(reads)
+router.include_router(writes.router, dependencies=[require("write")])  # type: ignore[list-item]
+router.include_router(admin.router, dependencies=[require("admin")])  # type: ignore[list-item]

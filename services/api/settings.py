@@ -22,3 +22,6 @@ class ApiSettings(CommonSettings):
     api_stream_poll_s: float = Field(
         default=0.25, gt=0, description="How often a stream looks for new changes."
     )
+    api_write_timeout_s: float = Field(
+        default=5.0, gt=0, description="Longest wait for the broker to acknowledge a write."
+    )

@@ -10,7 +10,7 @@ import hashlib
 import secrets
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.dialect import upsert_statement
@@ -77,3 +77,34 @@ async def seed_dev_credentials(session: AsyncSession, write_key: str, api_token:
     """Development mode only (`abm up`): a write key and an all-scopes API token."""
     await store_write_key(session, write_key, source="dev")
     await store_api_token(session, api_token, name="dev", scopes=SCOPES)
+
+
+async def list_write_keys(session: AsyncSession) -> list[dict[str, object]]:
+    rows = await session.execute(select(write_keys).order_by(write_keys.c.created_at))
+    return [dict(r._mapping) for r in rows]
+
+
+async def list_api_tokens(session: AsyncSession) -> list[dict[str, object]]:
+    rows = await session.execute(select(api_tokens).order_by(api_tokens.c.created_at))
+    return [dict(r._mapping) for r in rows]
+
+
+async def revoke_write_key(session: AsyncSession, key_hash: str) -> bool:
+    """True when an active key with that hash existed (its id in the API)."""
+    result = await session.execute(
+        update(write_keys)
+        .where(write_keys.c.key_hash == key_hash)
+        .where(write_keys.c.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def revoke_api_token(session: AsyncSession, token_hash: str) -> bool:
+    result = await session.execute(
+        update(api_tokens)
+        .where(api_tokens.c.token_hash == token_hash)
+        .where(api_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
