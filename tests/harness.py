@@ -176,6 +176,20 @@ def stack(database_url: str, bootstrap: str, logs: Path) -> Iterator[Stack]:
         running.stop_all()
 
 
+async def wait_until_listening(port: int, timeout_s: float = 10.0) -> None:
+    """A TCP connect to 127.0.0.1:port succeeds (for servers without /readyz)."""
+    for _ in range(int(timeout_s / 0.02)):
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.02)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise TimeoutError(f"nothing listens on {port}")
+
+
 async def wait_until_ready(base_url: str, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     async with httpx.AsyncClient(timeout=2) as client:

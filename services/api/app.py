@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from services.api.producer import LazyProducer
 from services.api.ratelimit import RateLimiter
 from services.api.routes import router
 from services.api.settings import ApiSettings
+from services.api.webhooks.dispatcher import Dispatcher
 from services.kit import db, metrics
 from services.kit.health import database_problems, health_router
 from services.kit.http import serve, timed
@@ -45,9 +47,18 @@ def create_app(settings: ApiSettings) -> FastAPI:
         producer = LazyProducer(settings)
         state = ApiState(settings, engine, sessions, tokens, limiter, producer)
         holder["state"] = state
+        stop = asyncio.Event()
+        dispatching = (
+            asyncio.create_task(Dispatcher(settings, sessions).run(stop))
+            if settings.api_webhooks_enabled
+            else None
+        )
         try:
             yield {"api": state}
         finally:
+            stop.set()
+            if dispatching is not None:
+                await dispatching
             await producer.close()
             await engine.dispose()
 

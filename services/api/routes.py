@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from services.api import accounts, admin, feed, funnel, surges, writes
 from services.api.auth import require
+from services.api.webhooks import routes as webhooks
 
 router = APIRouter(prefix="/v1")
 
@@ -14,4 +15,5 @@ for module in (accounts, feed, funnel, surges):
     reads.include_router(module.router)
 router.include_router(reads)
 router.include_router(writes.router, dependencies=[require("write")])  # type: ignore[list-item]
+router.include_router(webhooks.router, dependencies=[require("write")])  # type: ignore[list-item]
 router.include_router(admin.router, dependencies=[require("admin")])  # type: ignore[list-item]

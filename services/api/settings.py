@@ -25,3 +25,9 @@ class ApiSettings(CommonSettings):
     api_write_timeout_s: float = Field(
         default=5.0, gt=0, description="Longest wait for the broker to acknowledge a write."
     )
+    api_webhooks_enabled: bool = Field(default=True, description="Run the webhook dispatcher.")
+    api_webhook_poll_s: float = Field(default=0.5, gt=0)
+    api_webhook_timeout_s: float = Field(default=5.0, gt=0, description="Per delivery attempt.")
+    api_webhook_backoff_s: float = Field(default=2.0, gt=0, description="First retry delay.")
+    api_webhook_max_backoff_s: float = Field(default=3600.0, gt=0)
+    api_webhook_max_attempts: int = Field(default=12, ge=1)

@@ -54,3 +54,9 @@ def test_sort_and_fields_are_validated() -> None:
     assert selected_fields("stage, tier") == {"stage", "tier", "domain"}
     with pytest.raises(BadRequest, match="unknown fields"):
         selected_fields("stage,password")
+
+
+def test_webhook_backoff_doubles_up_to_a_cap() -> None:
+    from services.api.webhooks.signing import retry_delay_s
+
+    assert [retry_delay_s(n, 2.0, 30.0) for n in range(1, 7)] == [2, 4, 8, 16, 30, 30]
