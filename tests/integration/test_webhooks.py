@@ -47,8 +47,7 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     port = free_port()
     server = quiet_server(hook.app, "127.0.0.1", port)
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
+    await wait_until_listening(port)
     yield hook, f"http://127.0.0.1:{port}/hook"
     server.should_exit = True
     await task
