@@ -20,10 +20,11 @@ _DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{
 def normalize_domain(value: str) -> str:
     """Accounts are addressed by their primary domain: lower-case, no scheme, no "www."."""
     domain = value.strip().lower().removeprefix("http://").removeprefix("https://")
-    domain = domain.split("/", 1)[0].removeprefix("www.").rstrip(".")
+    domain = domain.split("/", 1)[0].rstrip(".")
     if len(domain) > 253 or not _DOMAIN.match(domain):
         raise ValueError(f"not a domain name: {value[:64]!r}")
-    return domain
+    bare = domain.removeprefix("www.")
+    return bare if _DOMAIN.match(bare) else domain  # "www.io" is itself the domain
 
 
 Domain = Annotated[

@@ -8,10 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 
 from schemas.envelope import normalize_domain
+from schemas.events import Stage
 from services.api import queries
 from services.api.cursors import encode_cursor
 from services.api.errors import BadRequest, NotFound
-from services.api.listing import FIELDS, SORTS, STAGES, account_filter, keyset, selected_fields
+from services.api.listing import FIELDS, MAX_PAGE, Sort, account_filter, keyset, selected_fields
 from services.api.models import (
     AccountDetail,
     AccountFields,
@@ -23,11 +24,15 @@ from services.api.models import (
 
 router = APIRouter()
 
+# What the path accepts, documented; normalisation (case, "www.") happens after.
+DOMAIN_PATTERN = (
+    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+DomainPath = Annotated[str, Path(min_length=3, max_length=253, pattern=DOMAIN_PATTERN)]
+
 
 @router.get("/accounts/{domain}", response_model=AccountDetail, summary="One account's state")
-async def get_account(
-    request: Request, domain: Annotated[str, Path(max_length=253)]
-) -> AccountDetail:
+async def get_account(request: Request, domain: DomainPath) -> AccountDetail:
     key = _domain(domain)
     async with request.state.api.sessions() as session:
         row = await queries.account(session, key)
@@ -56,7 +61,7 @@ async def get_account(
 )
 async def list_accounts(
     request: Request,
-    stage: Annotated[str | None, Query(description=f"One of {', '.join(STAGES)}")] = None,
+    stage: Stage | None = None,
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
     surging: Annotated[bool | None, Query(description="Any active surge")] = None,
     topic: Annotated[
@@ -66,24 +71,22 @@ async def list_accounts(
     fit_max: Annotated[float | None, Query(ge=0, le=100)] = None,
     owner: Annotated[str | None, Query(max_length=256)] = None,
     changed_since: Annotated[datetime | None, Query(description="Latest event at or after")] = None,
-    sort: Annotated[str, Query(description=f"One of {', '.join(SORTS)}")] = "domain",
+    sort: Sort = Sort.DOMAIN,
     fields: Annotated[
         str | None, Query(max_length=400, description=f"Comma-separated: {', '.join(FIELDS)}")
     ] = None,
     cursor: Annotated[str | None, Query(max_length=600)] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
 ) -> AccountPage:
     settings = request.state.api.settings
     size = limit or settings.api_page_default
-    if size > settings.api_page_max:
-        raise BadRequest(f"limit is at most {settings.api_page_max}", field="limit")
     if changed_since is not None and changed_since.tzinfo is None:
         raise BadRequest("needs a time zone, e.g. 2026-01-01T00:00:00Z", field="changed_since")
     criteria = account_filter(
-        stage=stage, tier=tier, surging=surging, topic=topic, fit_min=fit_min, fit_max=fit_max,
-        owner=owner, changed_since=changed_since,
+        stage=stage.value if stage else None, tier=tier, surging=surging, topic=topic,
+        fit_min=fit_min, fit_max=fit_max, owner=owner, changed_since=changed_since,
     )  # fmt: skip
-    order, wanted = keyset(sort, cursor), selected_fields(fields)
+    order, wanted = keyset(sort.value, cursor), selected_fields(fields)
     async with request.state.api.sessions() as session:
         rows = await queries.account_page(session, criteria, order, size + 1)
     page = rows[:size]
@@ -101,8 +104,9 @@ async def list_accounts(
 def _domain(value: str) -> str:
     try:
         return normalize_domain(value)
-    except ValueError as error:
-        raise BadRequest(str(error), field="domain") from None
+    except ValueError:
+        # Matches the documented pattern yet names no account once normalised ("www.io").
+        raise NotFound(f"no account {value[:64]!r}") from None
 
 
 def _stage_transition(row: dict[str, Any]) -> StageTransition:

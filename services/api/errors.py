@@ -9,11 +9,33 @@ ApiProblem (status, title, detail)
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, the one shape of every error."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    field: str | None = Field(default=None, description="The parameter or field at fault")
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for these error statuses, in problem+json."""
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {
+        status: {"model": Problem, "content": {PROBLEM_JSON: {"schema": schema}}}
+        for status in statuses
+    }
 
 
 class ApiProblem(Exception):

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from schemas.events import DerivedEvent
 from services.api.cursors import decode_cursor, encode_cursor
 from services.api.errors import BadRequest
+from services.api.listing import MAX_PAGE
 from services.kit.changes import START, Position, changes_after, newest_position
 
 router = APIRouter()
@@ -39,12 +40,10 @@ async def list_changes(
         str | None, Query(max_length=200, description="Omit to start at the beginning")
     ] = None,
     account: Annotated[str | None, Query(max_length=253)] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
 ) -> ChangePage:
     settings = request.state.api.settings
     size = limit or settings.api_page_default
-    if size > settings.api_page_max:
-        raise BadRequest(f"limit is at most {settings.api_page_max}", field="limit")
     after = position_of(cursor, field="cursor")
     async with request.state.api.sessions() as session:
         rows = await changes_after(session, after, size, account)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from schemas.events import STAGE_ORDER
@@ -12,7 +13,18 @@ from services.api.errors import BadRequest
 from services.api.models import AccountFields
 
 STAGES = tuple(stage.value for stage in STAGE_ORDER)
-SORTS = ("domain", "fit_score", "-fit_score", "updated_at", "-updated_at")
+MAX_PAGE = 500
+
+
+class Sort(StrEnum):
+    DOMAIN = "domain"
+    FIT = "fit_score"
+    FIT_DESCENDING = "-fit_score"
+    UPDATED = "updated_at"
+    UPDATED_DESCENDING = "-updated_at"
+
+
+SORTS = tuple(sort.value for sort in Sort)
 FIELDS = tuple(AccountFields.model_fields)
 
 

@@ -6,9 +6,13 @@ from fastapi import APIRouter
 
 from services.api import accounts, admin, feed, funnel, surges, writes
 from services.api.auth import require
+from services.api.errors import problem_responses
 from services.api.webhooks import routes as webhooks
 
-router = APIRouter(prefix="/v1")
+# Every route may answer these; each documents its own extra ones (404, 503, ...).
+COMMON_ERRORS = problem_responses(400, 401, 403, 404, 422, 429, 503)
+
+router = APIRouter(prefix="/v1", responses=COMMON_ERRORS)
 
 reads = APIRouter(dependencies=[require("read")])  # type: ignore[list-item]
 for module in (accounts, feed, funnel, surges):

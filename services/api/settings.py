@@ -13,8 +13,7 @@ class ApiSettings(CommonSettings):
     api_token_cache_s: float = Field(
         default=30.0, ge=0, description="Token lookup cache (revocation lag)."
     )
-    api_page_default: int = Field(default=50, ge=1)
-    api_page_max: int = Field(default=500, ge=1)
+    api_page_default: int = Field(default=50, ge=1, le=500, description="Items per page by default")
     api_rate_limit_per_minute: int = Field(
         default=1200, ge=1, description="Sustained requests per minute per token."
     )

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from services.api import queries
 from services.api.cursors import decode_cursor, encode_cursor
 from services.api.errors import BadRequest
+from services.api.listing import MAX_PAGE
 from services.api.models import SurgePage, SurgeRecord
 
 router = APIRouter()
@@ -22,12 +23,10 @@ async def list_surges(
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
     active: Annotated[bool | None, Query(description="true: ongoing; false: ended")] = None,
     cursor: Annotated[str | None, Query(max_length=600)] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
 ) -> SurgePage:
     settings = request.state.api.settings
     size = limit or settings.api_page_default
-    if size > settings.api_page_max:
-        raise BadRequest(f"limit is at most {settings.api_page_max}", field="limit")
     async with request.state.api.sessions() as session:
         rows = await queries.surge_page(
             session, topic=topic, tier=tier, active=active, after=_after(cursor), limit=size + 1

@@ -11,11 +11,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Header, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, ValidationError
 
 from schemas.envelope import Domain, Envelope, normalize_domain
 from schemas.events import INBOUND_ADAPTER
+from services.api.accounts import DomainPath
 from services.api.errors import BadRequest, ServiceUnavailable
 from services.kit.publish import BrokerUnavailable, produce_events
 
@@ -69,7 +70,7 @@ class Accepted(BaseModel):
 )
 async def put_account(
     request: Request,
-    domain: Annotated[str, Path(max_length=253)],
+    domain: DomainPath,
     body: AccountWrite,
     idempotency_key: IdempotencyKey = None,
 ) -> Accepted:
