@@ -5,9 +5,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PG_BIN := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
+PROMETHEUS_BIN := $(shell command -v promtool 2>/dev/null)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint format bench postgres schemas clean
+.PHONY: help install run test test-fast lint format bench postgres prometheus schemas clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,10 +29,17 @@ ifeq ($(PG_BIN),)
 	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 endif
 
+prometheus: ## Install Prometheus and promtool if missing (the tests check rules and scrape)
+ifeq ($(PROMETHEUS_BIN),)
+	@echo "installing Prometheus (Debian package prometheus)"
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+endif
+
 run: install ## Start everything on the embedded defaults and simulate 50 accounts
 	$(BIN)/abm up --simulate 50
 
-test: install postgres ## Run the whole suite on the real broker and real PostgreSQL
+test: install postgres prometheus ## Run the whole suite on the real broker and real PostgreSQL
 	$(BIN)/pytest
 
 test-fast: install ## Unit tests only (no broker, no database)

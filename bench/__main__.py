@@ -5,7 +5,8 @@ same run on the same broker (these machines are noisy: ratios, not absolutes).
    sending the same events with acks=all;
 2. pipeline: events/s through the funnel consumer on PostgreSQL (decode, de-duplicate,
    pure core, state + offsets + outbox in one transaction, relay) vs consuming the same
-   records and discarding them.
+   records and discarding them;
+3. intent: updates/s of the pure surge model vs a bare float EWMA, and bytes per series.
 
 Results are written to docs/benchmarks.md.
 """
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.ingest import IngestResult, measure_ingest
+from bench.intent import measure_intent, render_intent
 from bench.pipeline import PipelineResult, measure_pipeline
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -90,7 +92,7 @@ async def run() -> str:
             f"pipeline: {pipeline.rate:,.0f} ev/s vs discard {pipeline.baseline_rate:,.0f} ev/s",
             flush=True,
         )
-    return render(ingest, pipeline)
+    return render(ingest, pipeline) + render_intent(measure_intent())
 
 
 def main() -> None:

@@ -32,8 +32,11 @@ Domain = Annotated[
     BeforeValidator(lambda v: normalize_domain(v) if isinstance(v, str) else v),
     StringConstraints(min_length=3, max_length=253),
 ]
-ShortText = Annotated[str, StringConstraints(max_length=256)]
-LongText = Annotated[str, StringConstraints(max_length=2048)]
+# No NUL characters: PostgreSQL text and JSONB reject them, so one would poison the
+# consumers' state writes; they are refused here, at the contract, instead.
+NO_NUL = r"^[^\x00]*$"
+ShortText = Annotated[str, StringConstraints(max_length=256, pattern=NO_NUL)]
+LongText = Annotated[str, StringConstraints(max_length=2048, pattern=NO_NUL)]
 
 
 class Model(BaseModel):
@@ -49,7 +52,7 @@ class Envelope(Model):
     by ``anonymous_id`` so that one visitor's events keep their order on one partition.
     """
 
-    event_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)]
     schema_version: int = SCHEMA_VERSION
     occurred_at: AwareDatetime
     received_at: AwareDatetime

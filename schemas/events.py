@@ -154,6 +154,10 @@ class _SurgeTransition(Envelope):
     observed: float
     detector_version: ShortText
     trigger_event_ids: list[str] = Field(default_factory=list)
+    competitor: bool | None = Field(
+        default=None,
+        description="The topic is a competitor topic: for a customer, a churn-risk signal.",
+    )
 
 
 class SurgeStarted(_SurgeTransition):

@@ -11,6 +11,7 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 Command = Callable[[argparse.Namespace], int | None]
 
@@ -27,10 +28,48 @@ def _api(_args: argparse.Namespace) -> None:
     main()
 
 
-def _intent(_args: argparse.Namespace) -> None:
+def _intent(args: argparse.Namespace) -> int | None:
+    action = args.action or "run"
+    if action == "score":
+        return _intent_score(args)
+    if action == "evaluate":
+        return _intent_evaluate(args)
     from services.intent.service import main
 
     main()
+    return None
+
+
+def _intent_score(args: argparse.Namespace) -> int:
+    from services.intent.config import load_intent_config
+    from services.intent.replay import score_file
+
+    if args.output is None:
+        print("usage: abm intent score INPUT.csv OUTPUT.csv", file=sys.stderr)
+        return 2
+    config = load_intent_config(args.config).model_copy(
+        update={"bucket_minutes": args.bucket_minutes}
+    )
+    rows = score_file(args.input, args.output, config)
+    print(f"scored {rows} rows -> {args.output}")
+    return 0
+
+
+def _intent_evaluate(args: argparse.Namespace) -> int:
+    from services.intent import nab
+    from services.intent.config import load_intent_config
+    from services.intent.replay import evaluate, render
+
+    nab_dir: Path = args.nab_dir or nab.DEFAULT_NAB_DIR
+    if not (nab_dir / "windows.json").exists():
+        print(f"no NAB data in {nab_dir} (expected windows.json)", file=sys.stderr)
+        return 2
+    config = load_intent_config(args.config).model_copy(
+        update={"bucket_minutes": args.bucket_minutes}
+    )
+    published = nab.PUBLISHED if args.published else ()
+    print(render(evaluate(nab_dir, config, published)))
+    return 0
 
 
 def _funnel(_args: argparse.Namespace) -> None:
@@ -96,13 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, handler, text in (
         ("ingest", _ingest, "run the collection HTTP service"),
-        ("intent", _intent, "run the surge-detection consumer"),
         ("funnel", _funnel, "run the funnel consumer"),
         ("api", _api, "run the API gateway"),
         ("migrate", _migrate, "migrate the database to the latest schema"),
         ("topics", _topics, "create the Kafka topics that are missing"),
     ):
         commands.add_parser(name, help=text).set_defaults(handler=handler)
+    _add_intent(commands)
     up = commands.add_parser("up", help="run everything locally on the embedded defaults")
     up.add_argument(
         "--simulate",
@@ -129,6 +168,20 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.add_argument("--check", action="store_true", help="fail if the files are stale")
     schemas.set_defaults(handler=_schemas)
     return parser
+
+
+def _add_intent(commands: Any) -> None:
+    """``abm intent [run]`` runs the service; ``score`` and ``evaluate`` run the detector
+    over files (``--bucket-minutes`` defaults to the NAB benchmark's 5)."""
+    intent = commands.add_parser("intent", help="run the surge-detection consumer (or score)")
+    intent.add_argument("action", nargs="?", choices=("run", "score", "evaluate"))
+    intent.add_argument("input", nargs="?", type=Path, help="score: timestamp,value CSV")
+    intent.add_argument("output", nargs="?", type=Path, help="score: timestamp,anomaly_score")
+    intent.add_argument("--nab-dir", type=Path, default=None, help="evaluate: NAB data")
+    intent.add_argument("--published", action="store_true", help="evaluate: also published")
+    intent.add_argument("--config", type=Path, default=None, help="intent JSON config")
+    intent.add_argument("--bucket-minutes", type=int, default=5, help="score/evaluate: row size")
+    intent.set_defaults(handler=_intent)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
-from schemas.envelope import normalize_domain
+from schemas.envelope import NO_NUL, normalize_domain
 from schemas.events import Stage
 from services.api import queries
 from services.api.cursors import encode_cursor
@@ -65,11 +65,11 @@ async def list_accounts(
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
     surging: Annotated[bool | None, Query(description="Any active surge")] = None,
     topic: Annotated[
-        str | None, Query(max_length=256, description="Active surge on this topic")
+        str | None, Query(max_length=256, pattern=NO_NUL, description="Active surge on this topic")
     ] = None,
     fit_min: Annotated[float | None, Query(ge=0, le=100)] = None,
     fit_max: Annotated[float | None, Query(ge=0, le=100)] = None,
-    owner: Annotated[str | None, Query(max_length=256)] = None,
+    owner: Annotated[str | None, Query(max_length=256, pattern=NO_NUL)] = None,
     changed_since: Annotated[datetime | None, Query(description="Latest event at or after")] = None,
     sort: Sort = Sort.DOMAIN,
     fields: Annotated[

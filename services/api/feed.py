@@ -18,6 +18,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from schemas.events import DerivedEvent
+from services.api.accounts import DOMAIN_PATTERN
 from services.api.cursors import decode_cursor, encode_cursor
 from services.api.errors import BadRequest
 from services.api.listing import MAX_PAGE
@@ -39,7 +40,7 @@ async def list_changes(
     cursor: Annotated[
         str | None, Query(max_length=200, description="Omit to start at the beginning")
     ] = None,
-    account: Annotated[str | None, Query(max_length=253)] = None,
+    account: Annotated[str | None, Query(max_length=253, pattern=DOMAIN_PATTERN)] = None,
     limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
 ) -> ChangePage:
     settings = request.state.api.settings

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from schemas.envelope import NO_NUL
 from services.api import queries
 from services.api.cursors import decode_cursor, encode_cursor
 from services.api.errors import BadRequest
@@ -19,7 +20,7 @@ router = APIRouter()
 @router.get("/surges", response_model=SurgePage, summary="Recent surges, filterable")
 async def list_surges(
     request: Request,
-    topic: Annotated[str | None, Query(max_length=256)] = None,
+    topic: Annotated[str | None, Query(max_length=256, pattern=NO_NUL)] = None,
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
     active: Annotated[bool | None, Query(description="true: ongoing; false: ended")] = None,
     cursor: Annotated[str | None, Query(max_length=600)] = None,

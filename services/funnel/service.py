@@ -10,10 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from schemas import topics
 from schemas.events import StageChanged, TierChanged, encode_event
 from services.funnel import repository
+from services.funnel.cache import StateCache
 from services.funnel.config import FunnelConfig, load_funnel_config
+from services.funnel.gauges import refresh_account_gauges
 from services.funnel.processing import apply_events
 from services.funnel.settings import FunnelSettings
 from services.kit import metrics
+from services.kit.changes import record_changes
 from services.kit.consumer import InboundRecord, ShellOptions
 from services.kit.logging import configure_logging
 from services.kit.offsets import OutboundRecord
@@ -23,17 +26,20 @@ CONSUMED = (topics.EVENTS.name, topics.SURGES.name)
 
 
 class FunnelHandler:
-    def __init__(self, config: FunnelConfig) -> None:
+    def __init__(self, config: FunnelConfig, cache_size: int = 100_000) -> None:
         self._config = config
+        self._cache = StateCache(cache_size)
 
     async def apply(
         self, session: AsyncSession, records: Sequence[InboundRecord]
     ) -> list[OutboundRecord]:
         events = [r.event for r in records]
-        states = await repository.load_accounts(session, {e.account for e in events if e.account})
+        domains = {e.account for e in events if e.account}
+        states = await repository.load_accounts(session, domains, self._cache)
         changed, outputs = apply_events(states, events, self._config)
-        await repository.save_accounts(session, changed.values())
+        await repository.save_accounts(session, changed.values(), self._cache)
         await repository.record_transitions(session, outputs)
+        await record_changes(session, outputs)
         _count(outputs)
         return [_outbound(change) for change in outputs]
 
@@ -70,9 +76,10 @@ def main(settings: FunnelSettings | None = None) -> None:
             settings=settings,
             group_id=topics.FUNNEL_GROUP,
             topic_names=CONSUMED,
-            handler=FunnelHandler(config),
+            handler=FunnelHandler(config, settings.funnel_state_cache),
             metrics_host=settings.funnel_metrics_host,
             metrics_port=settings.funnel_metrics_port,
             options=ShellOptions(max_batch=settings.funnel_max_batch),
+            sidecars=[refresh_account_gauges],
         )
     )

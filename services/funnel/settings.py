@@ -16,3 +16,6 @@ class FunnelSettings(CommonSettings):
         default=None, description="JSON funnel configuration (ICP, windows); default built in."
     )
     funnel_max_batch: int = Field(default=1000, ge=1)
+    funnel_state_cache: int = Field(
+        default=100_000, ge=0, description="Account states kept decoded in memory (LRU)."
+    )

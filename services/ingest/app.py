@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from services.ingest.identity import VisitorAccounts
+from services.ingest.observe import start_series
 from services.ingest.publishing import Publisher
 from services.ingest.routes import Problem, problem_response, router
 from services.ingest.settings import IngestSettings
@@ -62,7 +63,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
     app.include_router(router)
     app.include_router(health_router(readiness))
     app.add_exception_handler(Problem, _problem_handler)  # type: ignore[arg-type]
-    app.middleware("http")(timed(metrics.INGEST_REQUEST_SECONDS))
+    app.middleware("http")(timed(metrics.INGEST_REQUEST_SECONDS, with_status=True))
     return app
 
 
@@ -74,4 +75,5 @@ def main(settings: IngestSettings | None = None) -> None:
     settings = settings or IngestSettings()
     configure_logging(settings.log_level, settings.log_json)
     metrics.publish_build_info("ingest")
+    start_series()
     serve(create_app(settings), settings.ingest_host, settings.ingest_port)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import uuid
 import zlib
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from services.ingest.collect import Collected, collect
 from services.ingest.errors import RejectedMessage
+from services.ingest.observe import observe_published
 from services.ingest.pixel import GIF, NO_CACHE, pixel_message
 from services.ingest.publishing import BrokerUnavailable
 from services.ingest.segment import Received, parse_time
@@ -53,7 +55,10 @@ class Problem(Exception):
     responses={400: {}, 401: {}, 413: {}, 503: {}},
 )
 async def post_batch(
-    request: Request, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    response: Response,
+    authorization: Annotated[str | None, Header()] = None,
+    x_request_id: Annotated[str | None, Header(max_length=128)] = None,
 ) -> BatchAccepted:
     state: IngestState = request.state.ingest
     body = await _json_body(request, state.settings.ingest_max_batch_bytes)
@@ -67,7 +72,9 @@ async def post_batch(
         at=datetime.now(UTC), source=source, sent_at=_sent_at(body), context=_context(body)
     )
     collected = collect(messages, received, state.visitors, state.settings.ingest_max_event_bytes)
-    await _publish(state, collected)
+    request_id = x_request_id or uuid.uuid4().hex
+    response.headers["X-Request-ID"] = request_id
+    await _publish(state, collected, request_id)
     return BatchAccepted(
         accepted=len(collected.events),
         ignored=collected.ignored,
@@ -88,11 +95,11 @@ async def pixel(request: Request) -> Response:
         collected = collect([pixel_message(query)], received, state.visitors, 4096)
         # A pixel cannot retry or read errors; a failure is counted in the metrics.
         with contextlib.suppress(Problem):
-            await _publish(state, collected)
+            await _publish(state, collected, uuid.uuid4().hex)
     return Response(GIF, media_type="image/gif", headers=NO_CACHE)
 
 
-async def _publish(state: IngestState, collected: Collected) -> None:
+async def _publish(state: IngestState, collected: Collected, request_id: str) -> None:
     try:
         await state.publisher.publish(collected.events, collected.dead)
     except BrokerUnavailable as error:
@@ -100,8 +107,7 @@ async def _publish(state: IngestState, collected: Collected) -> None:
         raise Problem(
             503, "broker", "not acknowledged in time; retry", {"Retry-After": "5"}
         ) from error
-    for event in collected.events:
-        metrics.INGEST_EVENTS.labels(event.type, "accepted").inc()
+    observe_published(collected, request_id)
 
 
 async def _authenticate(state: IngestState, authorization: str | None, body: dict[str, Any]) -> str:

@@ -2,17 +2,30 @@
 
 A series is one account's activity on one topic, keyed ``(account domain, topic)``:
 
-- ``page_viewed`` counts 1 toward the web topic (the "web research spike") and 1 toward
-  each topic whose ``url_topics`` pattern occurs in the URL's path;
+- ``page_viewed`` counts toward the web topic (the "web research spike") and toward each
+  topic whose ``url_topics`` pattern occurs in the URL's path, from the first-party source
+  ``web``;
 - ``intent_signal_received`` (third party) counts toward its topic, lower-cased, with
-  weight ``count``, else ``score / 100 * intent_score_scale``, else 1;
-- anything else, anonymous events (no account) and bots are ignored.
+  weight ``count``, else ``score / 100 * intent_score_scale``, else 1, from its
+  ``provider`` (else its ``source``);
+- anything else, anonymous events (no account), bots and internal traffic (an account in
+  or under ``internal_domains``) are ignored.
 
-Weights are clamped to ``max_event_weight``. The detector's clock is the event's
-``occurred_at``, but never later than its ``received_at`` (a browser's clock in the future
-must not jump a series ahead). A first-party topic series created for an account whose web
-series already exists starts with the web series' history, all zero: the account was
-watched and did not look at that topic.
+Sources are fused per topic: every weight is multiplied by its source's weight
+(``source_weights``, else ``other_source_weight``), then clamped to ``max_event_weight``.
+The detector's clock is the event's ``occurred_at``, but never later than its
+``received_at`` (a browser's clock in the future must not jump a series ahead). A
+first-party topic series created for an account whose web series already exists starts
+with the web series' history, all zero: the account was watched and did not look at it.
+
+Population: the same topic summed over the accounts of one events partition is a series
+too, keyed ``(POPULATION_PREFIX + partition, topic)``; accounts are hashed to partitions,
+so each is a random sample of the population, and it is updated in exactly the order its
+partition is consumed, whichever process owns it (two processes give the surges of one).
+An account's expectation is scaled by ``lift = max(1, (others + c) / (mu_pop + c))``:
+the rest of the population's count in the open bucket against its expectation, shrunk
+towards 1 by ``c = population_prior_count`` pseudo-events. A topic surging for everyone
+raises every account's bar.
 
 Same states + same events give the same states and outputs, and the states survive a JSON
 round trip exactly, so a crashed consumer recovers by replaying from its stored offsets.
@@ -25,37 +38,71 @@ from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from aiokafka.partitioner import murmur2
+
 from schemas.events import Event, IntentSignalReceived, PageViewed, SurgeEnded, SurgeStarted
-from services.intent.config import IntentConfig
+from services.intent import model
+from services.intent.config import FIRST_PARTY_SOURCE, IntentConfig
 from services.intent.detector import SeriesState, Transition, observe
 
 SeriesKey = tuple[str, str]  # (account domain, topic)
 SurgeEvent = SurgeStarted | SurgeEnded
+Contribution = tuple[str, float]  # (topic, weight)
 
 SOURCE = "intent"
+POPULATION_PREFIX = "~population/"
 # Fixed forever: surge event ids are uuid5(SURGE_NAMESPACE, "<cause id>:surge:<topic>:<kind>").
 SURGE_NAMESPACE = uuid.UUID("5b0c8f86-3f2b-5d8e-9a43-6f1e2d7c4a10")
 
 
-def topics_for(event: Event, config: IntentConfig) -> list[tuple[str, float]]:
+def source_of(event: Event) -> str:
+    """The intent source of ``event``: ``web`` for page views, else the provider."""
+    if isinstance(event, IntentSignalReceived):
+        return (event.provider or event.source).strip().lower()
+    return FIRST_PARTY_SOURCE
+
+
+def source_label(source: str, config: IntentConfig) -> str:
+    """Bounded metric label: a configured source name, else ``other``."""
+    return source if source in config.source_weights else "other"
+
+
+def is_internal(account: str, config: IntentConfig) -> bool:
+    return any(account == d or account.endswith("." + d) for d in config.internal_domains)
+
+
+def topics_for(event: Event, config: IntentConfig) -> list[Contribution]:
     """The (topic, weight) pairs ``event`` contributes to; [] if it is not intent input."""
-    if event.account is None or event.is_bot:
+    if event.account is None or event.is_bot or is_internal(event.account, config):
         return []
     if isinstance(event, PageViewed):
-        return [(topic, 1.0) for topic in _page_topics(event.url, config)]
-    if isinstance(event, IntentSignalReceived):
-        return _signal_topics(event, config)
-    return []
+        pairs = [(topic, 1.0) for topic in _page_topics(event.url, config)]
+    elif isinstance(event, IntentSignalReceived):
+        pairs = _signal_topics(event, config)
+    else:
+        return []
+    factor = config.source_weights.get(source_of(event), config.other_source_weight)
+    weighted = [(t, min(w * factor, config.max_event_weight)) for t, w in pairs]
+    return [(t, w) for t, w in weighted if w > 0]
+
+
+def population_key(account: str, topic: str, config: IntentConfig) -> SeriesKey:
+    """The population series of ``account``'s partition (Kafka's default partitioner)."""
+    partition = (murmur2(account.encode()) & 0x7FFFFFFF) % config.population_partitions
+    return f"{POPULATION_PREFIX}{partition}", topic
 
 
 def series_keys(events: Sequence[Event], config: IntentConfig) -> set[SeriesKey]:
     """The series whose states ``apply_events`` reads: load these first."""
-    return {
-        (event.account, topic)
-        for event in events
-        if event.account is not None
-        for topic, _ in topics_for(event, config)
-    }
+    keys: set[SeriesKey] = set()
+    for event in events:
+        if event.account is None:
+            continue
+        for topic, _ in topics_for(event, config):
+            keys.add((event.account, topic))
+            if config.population_partitions:
+                keys.add(population_key(event.account, topic, config))
+    return keys
 
 
 def apply_events(
@@ -66,7 +113,7 @@ def apply_events(
     Returns the states that changed and the surge events, in order. A key missing from
     ``states`` is a new series.
     """
-    changed: dict[SeriesKey, SeriesState] = {}
+    view = _View(states)
     outputs: list[SurgeEvent] = []
     for event in events:
         account = event.account
@@ -74,17 +121,55 @@ def apply_events(
             continue
         for topic, weight in topics_for(event, config):
             key = (account, topic)
-            before = _latest(key, changed, states)
+            before = view.get(key)
             if before is None:
-                before = _seed(event, key, changed, states, config)
+                before = _seed(event, key, view, config)
+            lift = _population(view, event, key, weight, before, config)
             after, transition = observe(
-                before, detector_time(event), weight, event.event_id, config
+                before, detector_time(event), weight, event.event_id, config, lift
             )
-            if after is not before:
-                changed[key] = after
+            view.put(key, before, after)
             if transition is not None:
                 outputs.append(surge_event(event, key, transition, config))
-    return changed, outputs
+    return view.changed, outputs
+
+
+class _View:
+    """The input states overlaid with the ones changed so far."""
+
+    def __init__(self, states: dict[SeriesKey, SeriesState]) -> None:
+        self.states = states
+        self.changed: dict[SeriesKey, SeriesState] = {}
+
+    def get(self, key: SeriesKey) -> SeriesState | None:
+        return self.changed[key] if key in self.changed else self.states.get(key)
+
+    def put(self, key: SeriesKey, before: SeriesState | None, after: SeriesState) -> None:
+        if after is not before:
+            self.changed[key] = after
+
+
+def _population(
+    view: _View,
+    event: Event,
+    key: SeriesKey,
+    weight: float,
+    own: SeriesState | None,
+    config: IntentConfig,
+) -> float:
+    """Count the event into its population series; the lift for the account's score."""
+    if not config.population_partitions:
+        return 1.0
+    pkey = population_key(key[0], key[1], config)
+    before = view.get(pkey)
+    after, _ = observe(before, detector_time(event), weight, event.event_id, config)
+    view.put(pkey, before, after)
+    if after.stats[10] < config.warmup_buckets:
+        return 1.0
+    own_count = own.count if own is not None and own.bucket == after.bucket else 0.0
+    others = max(after.count - own_count - weight, 0.0)
+    prior = config.population_prior_count
+    return max(1.0, (others + prior) / (after.baseline(config) + prior))
 
 
 def detector_time(event: Event) -> datetime:
@@ -110,6 +195,7 @@ def surge_event(
         observed=transition.observed,
         detector_version=config.detector_version,
         trigger_event_ids=list(transition.trigger_event_ids),
+        competitor=True if topic in config.competitor_topics else None,
     )
 
 
@@ -130,7 +216,7 @@ def _url_path(url: str) -> str:
         return ""
 
 
-def _signal_topics(event: IntentSignalReceived, config: IntentConfig) -> list[tuple[str, float]]:
+def _signal_topics(event: IntentSignalReceived, config: IntentConfig) -> list[Contribution]:
     topic = event.topic.strip().lower()
     if event.count is not None:
         weight = float(event.count)
@@ -138,26 +224,15 @@ def _signal_topics(event: IntentSignalReceived, config: IntentConfig) -> list[tu
         weight = event.score / 100 * config.intent_score_scale
     else:
         weight = 1.0
-    weight = min(weight, config.max_event_weight)
-    return [(topic, weight)] if topic and weight > 0 else []
+    return [(topic, weight)] if topic else []
 
 
-def _latest(
-    key: SeriesKey, changed: dict[SeriesKey, SeriesState], states: dict[SeriesKey, SeriesState]
-) -> SeriesState | None:
-    return changed[key] if key in changed else states.get(key)
-
-
-def _seed(
-    event: Event,
-    key: SeriesKey,
-    changed: dict[SeriesKey, SeriesState],
-    states: dict[SeriesKey, SeriesState],
-    config: IntentConfig,
-) -> SeriesState | None:
+def _seed(event: Event, key: SeriesKey, view: _View, config: IntentConfig) -> SeriesState | None:
     """A new first-party topic series inherits the web series' history (all zero)."""
     account, topic = key
     if not isinstance(event, PageViewed) or topic == config.web_topic:
         return None
-    web = _latest((account, config.web_topic), changed, states)
-    return SeriesState.empty(web.bucket_start, web.buckets) if web is not None else None
+    web = view.get((account, config.web_topic))
+    if web is None:
+        return None
+    return SeriesState.empty(web.bucket, model.silent(web.stats[10]))

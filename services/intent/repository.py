@@ -1,9 +1,16 @@
-"""Intent state in the database: one row per (account, topic) series, one per surge."""
+"""Intent state in the database: one row per (account, topic) series, one per surge.
+
+Population series are rows too (account ``~population/<partition>``). A row written by an
+older detector version (another state shape) is read as a new series: its baseline
+restarts, it does not crash the consumer.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,8 +36,19 @@ async def load_series(
                 condition
             )
         )
-        states.update({(a, t): SeriesState.model_validate(doc) for a, t, doc in rows})
+        for account, topic, doc in rows:
+            state = _restore(doc)
+            if state is not None:
+                states[(account, topic)] = state
     return states
+
+
+def _restore(doc: Any) -> SeriesState | None:
+    """The stored state, or None (a fresh series) if an older detector version wrote it."""
+    try:
+        return SeriesState.model_validate(doc)
+    except ValidationError:
+        return None
 
 
 async def save_series(session: AsyncSession, states: dict[SeriesKey, SeriesState]) -> None:

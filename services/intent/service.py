@@ -11,6 +11,7 @@ from schemas import topics
 from schemas.events import SurgeEnded, SurgeStarted, encode_event
 from services.intent import repository
 from services.intent.config import IntentConfig, load_intent_config
+from services.intent.metrics import SourceFreshness
 from services.intent.processing import apply_events, series_keys
 from services.intent.settings import IntentSettings
 from services.kit import metrics
@@ -23,11 +24,13 @@ from services.kit.runner import run_consumer_service
 class IntentHandler:
     def __init__(self, config: IntentConfig) -> None:
         self._config = config
+        self._freshness = SourceFreshness()
 
     async def apply(
         self, session: AsyncSession, records: Sequence[InboundRecord]
     ) -> list[OutboundRecord]:
         events = [r.event for r in records]
+        self._freshness.observe(events, self._config)
         keys = series_keys(events, self._config)
         if not keys:
             return []

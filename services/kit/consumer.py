@@ -26,13 +26,17 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from schemas import topics
-from schemas.events import Event, decode_event
 from services.kit import metrics, offsets
+from services.kit.inbound import (
+    REASON_CLASSES,
+    InboundRecord,
+    attribute_outputs,
+    decode_records,
+)
+from services.kit.lag import PartitionLag
 from services.kit.offsets import OffsetConflict, OutboundRecord, TopicPartitionKey
 from services.kit.settings import CommonSettings
 
@@ -41,13 +45,7 @@ log = logging.getLogger(__name__)
 # The broker or the database being away: back off and retry the same batch.
 RETRIABLE = (OperationalError, InterfaceError, KafkaError, OSError, TimeoutError)
 
-
-@dataclass(frozen=True, slots=True)
-class InboundRecord:
-    topic: str
-    partition: int
-    offset: int
-    event: Event
+__all__ = ["BatchHandler", "ConsumerShell", "ConsumerStatus", "InboundRecord", "ShellOptions"]
 
 
 class BatchHandler(Protocol):
@@ -97,6 +95,8 @@ class ConsumerShell:
         self._options = options or ShellOptions()
         self._positions: dict[TopicPartitionKey, int | None] = {}
         self._batches = 0
+        self._lag = PartitionLag(group_id)
+        metrics.start_consumer_series(group_id, self._topic_names, REASON_CLASSES)
         self.status = ConsumerStatus()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -143,6 +143,7 @@ class ConsumerShell:
                 try:
                     await client.start()
                 except KafkaError as error:
+                    metrics.CONSUMER_RETRIABLE_ERRORS.labels(self._group, "broker").inc()
                     log.warning("broker unreachable (%r); retrying in %.1fs", error, backoff)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self._options.max_backoff_s)
@@ -160,6 +161,7 @@ class ConsumerShell:
                 log.warning("offset conflict, re-seeking: %s", conflict)
                 await self._reseek(list(self._positions))
             except RETRIABLE as error:
+                metrics.CONSUMER_RETRIABLE_ERRORS.labels(self._group, _error_kind(error)).inc()
                 log.warning("retriable error, backing off %.1fs: %r", backoff, error)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._options.max_backoff_s)
@@ -203,18 +205,12 @@ class ConsumerShell:
         unseen = self._unseen(batch)
         if not unseen:
             return
-        records: list[InboundRecord] = []
-        outbox: dict[TopicPartitionKey, list[OutboundRecord]] = {}
-        for key, messages in unseen.items():
-            decoded, dead = _decode(messages, key)
-            records += decoded
-            outbox[key] = dead
-            metrics.CONSUMER_EVENTS.labels(self._group, "dead_lettered").inc(len(dead))
+        records, outbox = self._decode(unseen)
+        transaction_started = time.perf_counter()
         async with self._sessions() as session, session.begin():
             fresh = await self._drop_applied(session, records)
             outbound = await self._handler.apply(session, fresh) if fresh else []
-            _attribute(outbound, fresh, outbox)
-            await offsets.mark_applied(session, self._group, [r.event.event_id for r in fresh])
+            attribute_outputs(outbound, fresh, outbox)
             for key, queued in outbox.items():
                 await offsets.enqueue(session, self._group, key, queued)
                 next_offset = unseen[key][-1].offset + 1
@@ -222,13 +218,49 @@ class ConsumerShell:
                     session, self._group, key, self._positions[key], next_offset
                 )
             await self._maybe_prune(session)
+        committed_at = time.perf_counter()
         advanced = {key: messages[-1].offset + 1 for key, messages in unseen.items()}
         self._positions.update(advanced)
         await self._commit_to_kafka(advanced)
-        metrics.CONSUMER_EVENTS.labels(self._group, "applied").inc(len(fresh))
+        self._observe_batch(unseen, fresh, committed_at - transaction_started)
         metrics.CONSUMER_BATCH_SECONDS.labels(self._group).observe(time.perf_counter() - started)
         metrics.CONSUMER_BATCH_SIZE.labels(self._group).observe(len(records))
         self.status.last_batch_at = time.time()
+
+    def _decode(
+        self, unseen: dict[TopicPartitionKey, list[Any]]
+    ) -> tuple[list[InboundRecord], dict[TopicPartitionKey, list[OutboundRecord]]]:
+        """Events to apply, and per partition the dead letters queued in its outbox."""
+        records: list[InboundRecord] = []
+        outbox: dict[TopicPartitionKey, list[OutboundRecord]] = {}
+        for key, messages in unseen.items():
+            decoded, dead = decode_records(messages, key)
+            records += decoded
+            outbox[key] = [letter.record for letter in dead]
+            metrics.CONSUMER_EVENTS.labels(self._group, "dead_lettered").inc(len(dead))
+            for letter in dead:
+                metrics.CONSUMER_DEAD_LETTERED.labels(self._group, letter.reason_class).inc()
+                log.warning("dead-lettered a record of %s/%d: %s", *key, letter.reason_class)
+        return records, outbox
+
+    def _observe_batch(
+        self,
+        unseen: dict[TopicPartitionKey, list[Any]],
+        applied: list[InboundRecord],
+        transaction_s: float,
+    ) -> None:
+        """Metrics and correlation logs of a committed batch (the event id follows an event
+        from ingest to its effects)."""
+        metrics.CONSUMER_TRANSACTION_SECONDS.labels(self._group).observe(transaction_s)
+        metrics.CONSUMER_OFFSETS_COMMITTED.labels(self._group).inc(len(unseen))
+        metrics.CONSUMER_EVENTS.labels(self._group, "applied").inc(len(applied))
+        for (topic, partition), messages in unseen.items():
+            metrics.CONSUMER_CONSUMED.labels(self._group, topic).inc(len(messages))
+            self._lag.processed((topic, partition), messages[-1].timestamp)
+        if log.isEnabledFor(logging.DEBUG):
+            for record in applied:
+                extra = {"event_id": record.event.event_id, "group": self._group}
+                log.debug("applied %s", record.event.type, extra=extra)
 
     def _unseen(self, batch: dict[TopicPartition, list[Any]]) -> dict[TopicPartitionKey, list[Any]]:
         """Messages at or past the stored position of partitions we still own."""
@@ -246,16 +278,18 @@ class ConsumerShell:
     async def _drop_applied(
         self, session: AsyncSession, records: list[InboundRecord]
     ) -> list[InboundRecord]:
-        """Events this group already applied (retries, re-publishes) are skipped, once."""
-        seen = await offsets.already_applied(
-            session, self._group, [r.event.event_id for r in records]
-        )
+        """Events this group already applied (retries, re-publishes) are skipped, once.
+
+        Claiming the ids (an insert that skips known ones) both finds the duplicates and
+        records the new ids, in the batch's transaction: a rollback forgets the claim.
+        """
+        claimed = await offsets.claim_new(session, self._group, [r.event.event_id for r in records])
         fresh: list[InboundRecord] = []
         for record in records:
-            if record.event.event_id in seen:
+            if record.event.event_id not in claimed:
                 metrics.CONSUMER_EVENTS.labels(self._group, "duplicate").inc()
                 continue
-            seen.add(record.event.event_id)
+            claimed.discard(record.event.event_id)  # a repeat within the batch is a duplicate
             fresh.append(record)
         return fresh
 
@@ -316,8 +350,7 @@ class ConsumerShell:
         self._settled.clear()
         for tp in revoked:
             self._positions.pop((tp.topic, tp.partition), None)
-            with contextlib.suppress(KeyError):
-                metrics.CONSUMER_LAG.remove(self._group, tp.topic, str(tp.partition))
+            self._lag.forget((tp.topic, tp.partition))
         self.status.assigned = set(self._positions)
 
     async def _reseek(self, partitions: list[TopicPartitionKey]) -> None:
@@ -334,12 +367,14 @@ class ConsumerShell:
                 await self._consumer.seek_to_beginning(tp)
 
     def _export_lag(self) -> None:
-        assert self._consumer is not None
-        for (topic, partition), position in self._positions.items():
-            highwater = self._consumer.highwater(TopicPartition(topic, partition))
-            if highwater is not None:
-                lag = max(0, highwater - (position or 0))
-                metrics.CONSUMER_LAG.labels(self._group, topic, str(partition)).set(lag)
+        consumer = self._consumer
+        assert consumer is not None
+
+        def highwater(key: TopicPartitionKey) -> int | None:
+            mark: int | None = consumer.highwater(TopicPartition(*key))
+            return mark
+
+        self._lag.export(self._positions, highwater)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -353,50 +388,10 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._shell.on_assigned(assigned)
 
 
-def _decode(
-    messages: list[Any], key: TopicPartitionKey
-) -> tuple[list[InboundRecord], list[OutboundRecord]]:
-    records: list[InboundRecord] = []
-    dead: list[OutboundRecord] = []
-    for message in messages:
-        try:
-            event = decode_event(message.value or b"")
-        except ValidationError as error:
-            dead.append(dead_letter(message, key, _reason(error)))
-            continue
-        records.append(InboundRecord(key[0], key[1], message.offset, event))
-    return records, dead
-
-
-def _attribute(
-    outbound: list[OutboundRecord],
-    records: list[InboundRecord],
-    outbox: dict[TopicPartitionKey, list[OutboundRecord]],
-) -> None:
-    """Queue each output under the partition its account's events came from, so that the
-    owner of that partition relays it, in order, after a crash or a rebalance."""
-    source = {r.event.account_key.encode(): (r.topic, r.partition) for r in records}
-    fallback = next(iter(outbox))
-    for record in outbound:
-        outbox[source.get(record.key or b"", fallback)].append(record)
-
-
-def dead_letter(message: Any, key: TopicPartitionKey, reason: str) -> OutboundRecord:
-    return OutboundRecord(
-        topic=topics.DEAD_LETTER.name,
-        key=message.key,
-        value=message.value or b"",
-        headers=(
-            (topics.HEADER_REASON, reason.encode()),
-            (topics.HEADER_SOURCE, b"consumer"),
-            (topics.HEADER_ORIGINAL_TOPIC, key[0].encode()),
-            (topics.HEADER_ORIGINAL_PARTITION, str(key[1]).encode()),
-            (topics.HEADER_ORIGINAL_OFFSET, str(message.offset).encode()),
-        ),
-    )
-
-
-def _reason(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first.get("loc", ()))
-    return f"{where or 'body'}: {first.get('msg', 'invalid')}"[:1024]
+def _error_kind(error: BaseException) -> str:
+    """A bounded label: which dependency was away."""
+    if isinstance(error, KafkaError):
+        return "broker"
+    if isinstance(error, OperationalError | InterfaceError):
+        return "database"
+    return "other"

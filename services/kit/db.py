@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,14 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
+class RawJson(str):
+    """A document already serialised (e.g. by pydantic's fast encoder): stored as is."""
+
+
+def serialize_json(value: Any) -> str:
+    return value if isinstance(value, RawJson) else json.dumps(value)
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
@@ -23,11 +32,21 @@ def create_engine(*, url: str, pool_size: int = 10, echo: bool = False) -> Async
     """Engine with the settings each backend needs to be safe under concurrent services."""
     if is_sqlite(url):
         _ensure_sqlite_directory(url)
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url, echo=echo, connect_args={"timeout": 30}, json_serializer=serialize_json
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        json_serializer=serialize_json,
+        # Prepared statements otherwise reuse a generic plan made when a table was empty
+        # (a sequential scan), which key lookups then pay for as the table grows.
+        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import ARRAY, ColumnElement, Table, any_, cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,3 +35,13 @@ async def insert_new_rows(session: AsyncSession, table: Table, rows: list[dict[s
     """INSERT ... ON CONFLICT DO NOTHING, as executemany (replays insert nothing twice)."""
     if rows:
         await session.execute(upsert_statement(session, table).on_conflict_do_nothing(), rows)
+
+
+def is_one_of(
+    session: AsyncSession, column: ColumnElement[Any], values: list[Any]
+) -> ColumnElement[bool]:
+    """``column IN values``; on PostgreSQL as ``= ANY(array)``, one parameter whatever the
+    number of values, so the statement is prepared and planned once, not per list size."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(cast(values, ARRAY(column.type)))
+    return column.in_(values)

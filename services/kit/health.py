@@ -6,14 +6,16 @@ the same router from a small app on their metrics port.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.kit import db, migrate
+from services.kit import db, metrics, migrate
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
 """Returns a name -> problem map; empty means ready."""
@@ -28,6 +30,18 @@ async def database_problems(engine: AsyncEngine, *, migrations: bool = True) -> 
     except Exception as error:  # noqa: BLE001 - any failure means not ready
         return {"database": type(error).__name__}
     return {}
+
+
+def exposition() -> bytes:
+    """The metrics page: this process's registry, or, when ``PROMETHEUS_MULTIPROC_DIR`` is
+    set (several workers), every worker's values aggregated from that directory plus the
+    build info (an ``Info``, which multi-process mode does not store)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    registry.register(metrics.BUILD_INFO)
+    return generate_latest(registry)
 
 
 def health_router(readiness: ReadinessCheck) -> APIRouter:
@@ -46,7 +60,7 @@ def health_router(readiness: ReadinessCheck) -> APIRouter:
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return router
 

@@ -22,9 +22,13 @@ def timed(histogram: Histogram, *, with_status: bool = False) -> Middleware:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         started = time.perf_counter()
-        response = await call_next(request)
-        labels = [route_of(request)] + ([str(response.status_code)] if with_status else [])
-        histogram.labels(*labels).observe(time.perf_counter() - started)
+        status = 500  # an unhandled exception becomes a 500 outside this middleware
+        try:
+            response = await call_next(request)
+            status = response.status_code
+        finally:
+            labels = [route_of(request)] + ([str(status)] if with_status else [])
+            histogram.labels(*labels).observe(time.perf_counter() - started)
         return response
 
     return middleware

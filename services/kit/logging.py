@@ -1,9 +1,15 @@
-"""Logging set-up: plain text for people, JSON lines for log pipelines."""
+"""Logging set-up: plain text for people, JSON lines for log pipelines.
+
+Personal data stays out of the logs: ``RedactingFilter`` masks email addresses and IPv4 /
+IPv6 addresses in every message and ``extra=`` string before any handler formats it.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -23,12 +29,56 @@ class JsonFormatter(logging.Formatter):
         }
         document.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS})
         if record.exc_info:
-            document["exc"] = self.formatException(record.exc_info)
+            document["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(document, default=str)
+
+
+EMAIL_MASK = "<email>"
+IP_MASK = "<ip>"
+_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
+# Candidates only (hex groups with colons); ``ipaddress`` decides, so times like 12:30:45
+# are left alone.
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4})"
+    r"(?:%\w+)?(?![\w:])"
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with email, IPv4 and IPv6 addresses masked."""
+    text = _EMAIL.sub(EMAIL_MASK, text)
+    text = _IPV6.sub(_mask_if_ip, text)  # first: an IPv6 address may end in an IPv4 one
+    return _IPV4.sub(_mask_if_ip, text)
+
+
+def _mask_if_ip(match: re.Match[str]) -> str:
+    return IP_MASK if _is_ip(match.group(0)) else match.group(0)
+
+
+def _is_ip(candidate: str) -> bool:
+    try:
+        ipaddress.ip_address(candidate.split("%", maxsplit=1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+class RedactingFilter(logging.Filter):
+    """Renders the message once, masked; masks string ``extra=`` fields too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and isinstance(value, str):
+                setattr(record, key, redact(value))
+        return True
 
 
 def configure_logging(level: str, as_json: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
     if as_json:
         handler.setFormatter(JsonFormatter())
     else:

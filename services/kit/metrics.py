@@ -1,16 +1,23 @@
 """Prometheus metrics shared by the services: ``abm_<service>_<noun>_<unit|total>``.
 
-Label sets are bounded: event types, outcomes, groups, topics and partitions only, never
-account domains or user input.
+Label sets are bounded: event types, outcomes, groups, topics, partitions, route templates,
+status codes, stages, tiers and reason *classes* only, never account domains, free text
+or user input.
+
+Multi-process: when ``PROMETHEUS_MULTIPROC_DIR`` is set before the first import (several
+workers behind one port), values live in files there and ``/metrics`` aggregates them
+(see ``services.kit.health``); gauges say how to combine the workers' values.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 BUILD_INFO = Info("abm_build", "Build information of the running abm-stream.")
+BUILD_INFO_KEYS = ("version", "service")
 
 INGEST_EVENTS = Counter(
     "abm_ingest_events_total",
@@ -20,12 +27,29 @@ INGEST_EVENTS = Counter(
 INGEST_REQUEST_SECONDS = Histogram(
     "abm_ingest_request_seconds",
     "Ingest request latency, including waiting for the broker's acknowledgement.",
-    ["route"],
+    ["route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 INGEST_BROKER_ERRORS = Counter(
     "abm_ingest_broker_errors_total",
     "Requests answered 503 because the broker did not acknowledge in time.",
+)
+INGEST_PRODUCED = Counter(
+    "abm_ingest_produced_total",
+    "Records the broker acknowledged, per topic (events and dead letters).",
+    ["topic"],
+)
+INGEST_DEAD_LETTERED = Counter(
+    "abm_ingest_dead_lettered_total",
+    "Messages ingest rejected to the dead-letter topic, by reason class.",
+    ["reason"],
+)
+INGEST_NEWEST_EVENT = Gauge(
+    "abm_ingest_newest_event_timestamp_seconds",
+    "Event time (occurred_at) of the newest accepted event, per event type: how fresh "
+    "each kind of signal is.",
+    ["type"],
+    multiprocess_mode="livemax",
 )
 
 CONSUMER_EVENTS = Counter(
@@ -33,10 +57,45 @@ CONSUMER_EVENTS = Counter(
     "Records handled by a consumer, by outcome (applied, duplicate, dead_lettered).",
     ["group", "outcome"],
 )
+CONSUMER_CONSUMED = Counter(
+    "abm_consumer_consumed_total",
+    "Records read from the broker and processed, per topic.",
+    ["group", "topic"],
+)
+CONSUMER_DEAD_LETTERED = Counter(
+    "abm_consumer_dead_lettered_total",
+    "Records sent to the dead-letter topic, by reason class (undecodable, unknown_type, "
+    "invalid_field).",
+    ["group", "reason"],
+)
 CONSUMER_LAG = Gauge(
     "abm_consumer_lag_messages",
     "High-water mark minus the next offset to process, per partition.",
     ["group", "topic", "partition"],
+    multiprocess_mode="livemax",
+)
+CONSUMER_LAG_SECONDS = Gauge(
+    "abm_consumer_lag_seconds",
+    "Wall clock minus the broker timestamp of the last processed record, per partition, "
+    "while records are waiting; 0 when caught up.",
+    ["group", "topic", "partition"],
+    multiprocess_mode="livemax",
+)
+CONSUMER_TRANSACTION_SECONDS = Histogram(
+    "abm_consumer_transaction_seconds",
+    "Time of the batch's database transaction (state, offsets, applied ids, outbox).",
+    ["group"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+CONSUMER_OFFSETS_COMMITTED = Counter(
+    "abm_consumer_offsets_committed_total",
+    "Partition offsets advanced in the database (one per partition per batch).",
+    ["group"],
+)
+CONSUMER_RETRIABLE_ERRORS = Counter(
+    "abm_consumer_retriable_errors_total",
+    "Backed-off errors by kind (broker, database): the dependency was away.",
+    ["group", "kind"],
 )
 CONSUMER_BATCH_SECONDS = Histogram(
     "abm_consumer_batch_seconds",
@@ -70,6 +129,12 @@ FUNNEL_TRANSITIONS = Counter(
 FUNNEL_TIER_CHANGES = Counter(
     "abm_funnel_tier_changes_total", "Tier changes by from/to tier.", ["from_tier", "to_tier"]
 )
+FUNNEL_ACCOUNTS = Gauge(
+    "abm_funnel_accounts",
+    'Accounts per stage and tier ("none" when unset), refreshed periodically.',
+    ["stage", "tier"],
+    multiprocess_mode="livemax",
+)
 INTENT_SURGES = Counter(
     "abm_intent_surges_total", "Surge transitions per topic.", ["topic", "transition"]
 )
@@ -82,9 +147,31 @@ API_REQUEST_SECONDS = Histogram(
 )
 
 
+def start_consumer_series(group: str, topic_names: Sequence[str], reasons: Sequence[str]) -> None:
+    """Create a consumer's bounded series at 0, so that ``rate``/``increase`` and the alerts
+    see them before the first occurrence."""
+    for outcome in ("applied", "duplicate", "dead_lettered"):
+        CONSUMER_EVENTS.labels(group, outcome)
+    for reason in reasons:
+        CONSUMER_DEAD_LETTERED.labels(group, reason)
+    for kind in ("broker", "database", "other"):
+        CONSUMER_RETRIABLE_ERRORS.labels(group, kind)
+    for topic in topic_names:
+        CONSUMER_CONSUMED.labels(group, topic)
+    for counter in (CONSUMER_CONFLICTS, CONSUMER_REBALANCES, CONSUMER_OFFSETS_COMMITTED):
+        counter.labels(group)
+
+
+def start_ingest_series(topic_names: Sequence[str], reasons: Sequence[str]) -> None:
+    for topic in topic_names:
+        INGEST_PRODUCED.labels(topic)
+    for reason in reasons:
+        INGEST_DEAD_LETTERED.labels(reason)
+
+
 def publish_build_info(service: str) -> None:
     try:
         package_version = version("abm-stream")
     except PackageNotFoundError:
         package_version = "unknown"
-    BUILD_INFO.info({"version": package_version, "service": service})
+    BUILD_INFO.info(dict(zip(BUILD_INFO_KEYS, (package_version, service), strict=True)))

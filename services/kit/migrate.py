@@ -34,10 +34,20 @@ def head_revision() -> str | None:
 
 
 async def is_current(engine: AsyncEngine) -> bool:
-    """True when the database is at the head revision (readiness checks this)."""
+    """True when the database is at the head revision this code ships, or at a revision
+    this code does not know: a newer release migrated it first (upgrades run the migration
+    before rolling the services, and migrations stay backward compatible), so the old pods
+    stay ready during the rollout. A database behind the code is not current."""
     async with engine.connect() as connection:
         current = await connection.run_sync(_current)
-    return current == head_revision()
+    return current == head_revision() or (current is not None and current not in revisions())
+
+
+@functools.cache
+def revisions() -> frozenset[str]:
+    """Every revision the code ships."""
+    script = ScriptDirectory.from_config(alembic_config(""))
+    return frozenset(r.revision for r in script.walk_revisions())
 
 
 def _current(connection: Connection) -> str | None:

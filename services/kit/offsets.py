@@ -96,30 +96,25 @@ async def advance_offset(
         raise OffsetConflict(f"{topic}[{number}] moved past {expected}")
 
 
-async def already_applied(
-    session: AsyncSession, group_id: str, event_ids: Sequence[str]
-) -> set[str]:
-    if not event_ids:
+async def claim_new(session: AsyncSession, group_id: str, event_ids: Sequence[str]) -> set[str]:
+    """Record the ids this group has not applied yet and return exactly those.
+
+    One ``INSERT ... ON CONFLICT DO NOTHING RETURNING``: the primary key finds the known
+    ids whatever the table's size, where a lookup query's cached plan may not.
+    """
+    unique = list(dict.fromkeys(event_ids))
+    if not unique:
         return set()
-    found: set[str] = set()
-    for chunk in _chunks(list(dict.fromkeys(event_ids)), 500):
-        rows = await session.execute(
-            select(processed_events.c.event_id)
-            .where(processed_events.c.group_id == group_id)
-            .where(processed_events.c.event_id.in_(chunk))
-        )
-        found.update(rows.scalars())
-    return found
-
-
-async def mark_applied(session: AsyncSession, group_id: str, event_ids: Sequence[str]) -> None:
-    if not event_ids:
-        return
     now = datetime.now(UTC)
-    await session.execute(
-        insert(processed_events),
-        [{"group_id": group_id, "event_id": e, "processed_at": now} for e in event_ids],
+    statement = (
+        upsert_statement(session, processed_events)
+        .on_conflict_do_nothing()
+        .returning(processed_events.c.event_id)
     )
+    rows = await session.execute(
+        statement, [{"group_id": group_id, "event_id": e, "processed_at": now} for e in unique]
+    )
+    return set(rows.scalars())
 
 
 async def forget_applied_before(session: AsyncSession, group_id: str, retention: timedelta) -> None:

@@ -6,19 +6,24 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Coroutine, Generator, Sequence
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.kit import db
 from services.kit.consumer import BatchHandler, ConsumerShell, ShellOptions
-from services.kit.health import database_problems, operations_app
+from services.kit.health import ReadinessCheck, database_problems, operations_app
 from services.kit.metrics import publish_build_info
 from services.kit.settings import CommonSettings
 
 log = logging.getLogger(__name__)
+
+Sidecar = Callable[[async_sessionmaker[AsyncSession], asyncio.Event], Coroutine[Any, Any, None]]
+"""Periodic work next to a consumer (e.g. gauges from the database); returns once the
+event is set."""
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -55,8 +60,9 @@ async def run_consumer_service(
     metrics_host: str,
     metrics_port: int,
     options: ShellOptions | None = None,
+    sidecars: Sequence[Sidecar] = (),
 ) -> None:
-    """Run one consumer with its operations endpoints until SIGTERM/SIGINT."""
+    """Run one consumer with its operations endpoints (and sidecars) until SIGTERM/SIGINT."""
     publish_build_info(service)
     engine = db.create_engine(url=settings.database_url, pool_size=settings.database_pool_size)
     sessions: async_sessionmaker[AsyncSession] = db.create_sessionmaker(engine)
@@ -69,20 +75,27 @@ async def run_consumer_service(
         options=options,
     )
 
+    readiness = _consumer_readiness(engine, shell)
+    server = quiet_server(operations_app(readiness), metrics_host, metrics_port)
+    stop = stop_on_signals()
+    serving = asyncio.create_task(server.serve())
+    running = [asyncio.create_task(sidecar(sessions, stop)) for sidecar in sidecars]
+    log.info("%s consuming %s as %s", service, ", ".join(topic_names), group_id)
+    try:
+        await shell.run(stop)
+    finally:
+        stop.set()
+        server.should_exit = True
+        await asyncio.gather(serving, *running, return_exceptions=True)
+        await engine.dispose()
+        log.info("%s stopped", service)
+
+
+def _consumer_readiness(engine: AsyncEngine, shell: ConsumerShell) -> ReadinessCheck:
     async def readiness() -> dict[str, str]:
         problems = await database_problems(engine)
         if not shell.status.started:
             problems["broker"] = "consumer not connected"
         return problems
 
-    server = quiet_server(operations_app(readiness), metrics_host, metrics_port)
-    stop = stop_on_signals()
-    serving = asyncio.create_task(server.serve())
-    log.info("%s consuming %s as %s", service, ", ".join(topic_names), group_id)
-    try:
-        await shell.run(stop)
-    finally:
-        server.should_exit = True
-        await serving
-        await engine.dispose()
-        log.info("%s stopped", service)
+    return readiness

@@ -113,6 +113,8 @@ accounts = Table(
     Column("last_activity_at", UtcDateTime),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("state", JsonDocument, nullable=False),
+    # A random token per write: a consumer's cached state is current iff it is unchanged.
+    Column("revision", BigInteger, nullable=False, server_default="0"),
     Index(None, "stage", "domain"),
     Index(None, "tier", "domain"),
 )

@@ -17,6 +17,7 @@ from schemas.events import AccountUpserted, PageViewed, StageChanged, SurgeStart
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 from services.funnel import repository as funnel_repository
+from services.funnel.cache import StateCache
 from services.funnel.config import FunnelConfig
 from services.funnel.processing import apply_events
 from services.intent import repository as intent_repository
@@ -76,7 +77,7 @@ async def seed(url: str) -> None:
     )
     engine = db.create_engine(url=url)
     async with db.create_sessionmaker(engine)() as session, session.begin():
-        await funnel_repository.save_accounts(session, states.values())
+        await funnel_repository.save_accounts(session, states.values(), StateCache(10))
         await funnel_repository.record_transitions(session, changes)
         await record_changes(session, changes)
         await intent_repository.record_surges(session, [surge])

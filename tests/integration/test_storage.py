@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from schemas.events import AccountUpserted, PageViewed, SurgeEnded, SurgeStarted
 from services.funnel import repository as funnel_repository
+from services.funnel.cache import StateCache
 from services.funnel.config import FunnelConfig
 from services.funnel.processing import apply_events
 from services.intent import repository as intent_repository
@@ -62,11 +63,11 @@ async def test_offsets_are_compare_and_set(session: AsyncSession) -> None:
 async def test_applied_ids_and_the_outbox_round_trip(session: AsyncSession) -> None:
     record = OutboundRecord("abm.changes.v1", b"acme.com", b'{"x":1}', (("h", b"\x00\xffv"),))
     async with session.begin():
-        await offsets.mark_applied(session, "g", ["a", "b"])
+        assert await offsets.claim_new(session, "g", ["a", "b", "a"]) == {"a", "b"}
         await offsets.enqueue(session, "g", ("abm.events.v1", 0), [record, record])
     async with session.begin():
-        assert await offsets.already_applied(session, "g", ["a", "c", "b"]) == {"a", "b"}
-        assert await offsets.already_applied(session, "other-group", ["a"]) == set()
+        assert await offsets.claim_new(session, "g", ["a", "c", "b"]) == {"c"}
+        assert await offsets.claim_new(session, "other-group", ["a"]) == {"a"}
         pending = await offsets.pending(session, "g", [("abm.events.v1", 0)], limit=10)
         assert [p.record for p in pending] == [record, record]
         assert await offsets.pending(session, "g", [("abm.events.v1", 1)], limit=10) == []
@@ -81,13 +82,22 @@ async def test_funnel_state_and_history_round_trip(session: AsyncSession) -> Non
     visit = PageViewed(event_id="p1", occurred_at=T0, received_at=T0, account="acme.com",
                        source="web", url="https://v.io/pricing")  # fmt: skip
     states, changes = apply_events({}, [upsert, visit], FunnelConfig())
+    mine = StateCache(10)
     async with session.begin():
-        await funnel_repository.save_accounts(session, states.values())
+        await funnel_repository.save_accounts(session, states.values(), mine)
         await funnel_repository.record_transitions(session, changes)
         await funnel_repository.record_transitions(session, changes)  # replayed: no duplicates
     async with session.begin():
-        loaded = await funnel_repository.load_accounts(session, ["acme.com", "unknown.com"])
-    assert loaded == states
+        decoded = await funnel_repository.load_accounts(
+            session, ["acme.com", "nope.com"], StateCache(10)
+        )
+    assert decoded == states
+    # Another member writes the account: our cached copy must not be served any more.
+    later, _ = apply_events(states, [visit.model_copy(update={"event_id": "p2"})], FunnelConfig())
+    async with session.begin():
+        await funnel_repository.save_accounts(session, later.values(), StateCache(10))
+    async with session.begin():
+        assert await funnel_repository.load_accounts(session, ["acme.com"], mine) == later
     assert [c.type for c in changes].count("stage_changed") == 2
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from pydantic_settings import BaseSettings
+
+from tests import metrics_contract as contract
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -45,18 +46,6 @@ DEPENDS_ON = {
     "grafana": {"prometheus": "service_healthy"},
 }
 
-# The metrics contract shared with the services: name -> (type, label names).
-METRICS: dict[str, tuple[str, frozenset[str]]] = {
-    "abm_ingest_events_total": ("counter", frozenset({"type", "outcome"})),
-    "abm_ingest_request_seconds": ("histogram", frozenset({"route"})),
-    "abm_consumer_events_total": ("counter", frozenset({"group", "outcome"})),
-    "abm_consumer_lag_messages": ("gauge", frozenset({"group", "topic", "partition"})),
-    "abm_consumer_batch_seconds": ("histogram", frozenset({"group"})),
-    "abm_funnel_stage_transitions_total": ("counter", frozenset({"from_stage", "to_stage"})),
-    "abm_intent_surges_total": ("counter", frozenset({"topic", "transition"})),
-    "abm_api_request_seconds": ("histogram", frozenset({"route"})),
-}
-
 SETTINGS_MODULES = (
     "services.kit.settings",
     "services.ingest.settings",
@@ -67,7 +56,6 @@ SETTINGS_MODULES = (
 
 _COMPOSE_VAR = re.compile(r"\$\$|\$\{\w+(?::?-([^}]*))?\}")
 _HEALTHZ_URL = re.compile(r"https?://[\w.-]+:(\d+)/healthz\b")
-_METRIC = re.compile(r"\babm_\w+")
 _BY_LABELS = re.compile(r"\bby\s*\(([^)]*)\)")
 
 
@@ -311,34 +299,12 @@ def test_prometheus_alert_rules_are_mounted_and_use_known_metrics(
         for group in load_yaml(mounted[rule_file])["groups"]
         for rule in group["rules"]
     ]
-    assert "AbmServiceDown" in {rule["alert"] for rule in rules}
+    assert rules == contract.alert_rules()
     for rule in rules:
-        assert set(_METRIC.findall(rule["expr"])) <= series_names().keys()
+        assert set(contract.METRIC_NAME.findall(rule["expr"])) <= contract.series_names().keys()
 
 
 # ---- Grafana -------------------------------------------------------------------------
-
-
-def series_names() -> dict[str, str]:
-    """Every series name the contract exposes -> its metric (histograms add suffixes)."""
-    series = {}
-    for name, (kind, _) in METRICS.items():
-        suffixes = ("_bucket", "_sum", "_count") if kind == "histogram" else ("",)
-        series.update({f"{name}{suffix}": name for suffix in suffixes})
-    return series
-
-
-def dashboard() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((DEPLOY / "grafana/dashboards/overview.json").read_text())
-    return loaded
-
-
-def query_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Panels that run queries, including those nested in collapsed rows."""
-    for panel in panels:
-        yield from query_panels(panel.get("panels", []))
-        if panel["type"] != "row":
-            yield panel
 
 
 def test_grafana_datasource_is_the_compose_prometheus(services: dict[str, Any]) -> None:
@@ -349,9 +315,16 @@ def test_grafana_datasource_is_the_compose_prometheus(services: dict[str, Any]) 
     assert url.port == 9090
 
 
-def test_dashboard_panels_query_the_prometheus_datasource() -> None:
-    board = dashboard()
-    panels = list(query_panels(board["panels"]))
+def test_one_dashboard_per_concern() -> None:
+    boards = contract.dashboards()
+    assert {"ingest.json", "pipeline.json", "funnel.json", "intent.json"} <= boards.keys()
+    assert len({board["uid"] for board in boards.values()}) == len(boards)
+
+
+@pytest.mark.parametrize("name", sorted(contract.dashboards()))
+def test_dashboard_panels_query_the_prometheus_datasource(name: str) -> None:
+    board = contract.dashboards()[name]
+    panels = contract.query_panels(board["panels"])
     assert board["schemaVersion"] == 39
     assert board["uid"]
     assert panels
@@ -364,17 +337,14 @@ def test_dashboard_panels_query_the_prometheus_datasource() -> None:
             assert target["expr"].strip()
 
 
-def test_dashboard_uses_only_contract_metrics_and_labels() -> None:
-    series = series_names()
-    used = set()
-    for panel in query_panels(dashboard()["panels"]):
+@pytest.mark.parametrize("name", sorted(contract.dashboards()))
+def test_dashboard_uses_only_known_metrics_and_labels(name: str) -> None:
+    series = contract.series_names()
+    for panel in contract.query_panels(contract.dashboards()[name]["panels"]):
         for target in panel["targets"]:
-            names = _METRIC.findall(target["expr"])
+            names = contract.METRIC_NAME.findall(target["expr"])
             assert names, f"{panel['title']}: no abm metric in {target['expr']}"
             assert set(names) <= series.keys(), f"{panel['title']}: {names}"
-            metrics = {series[name] for name in names}
-            labels = frozenset({"le"}).union(*(METRICS[m][1] for m in metrics))
+            labels = frozenset({"le"}).union(*(series[n].labels for n in names))
             for group in _BY_LABELS.findall(target["expr"]):
                 assert {label.strip() for label in group.split(",")} <= labels, group
-            used |= metrics
-    assert used == METRICS.keys(), "every contract metric should have a panel"

@@ -87,3 +87,10 @@ def test_partition_key_is_account_then_visitor() -> None:
     assert account_key(None, "v1") == "anon:v1"
     assert topics.partition_key("acme.com") == b"acme.com"
     assert len({t.name for t in topics.ALL_TOPICS}) == len(topics.ALL_TOPICS)
+
+
+def test_nul_characters_are_refused_at_the_contract() -> None:
+    with pytest.raises(ValidationError, match="url"):
+        PageViewed(event_id="e", occurred_at=NOW, received_at=NOW, source="s", url="/a\x00b")
+    with pytest.raises(ValidationError, match="event_id"):
+        PageViewed(event_id="e\x00", occurred_at=NOW, received_at=NOW, source="s", url="/")

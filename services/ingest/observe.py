@@ -1,0 +1,64 @@
+"""What ingest records about a published request: metrics and correlation logs.
+
+The event id is the correlation id: ingest logs it with the request id (at DEBUG), the
+consumers log it when they apply the event, and the effects carry it as their cause.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from schemas import topics
+from services.ingest.collect import Collected
+from services.kit import metrics
+
+log = logging.getLogger(__name__)
+
+TOO_LARGE = "too_large"
+UNSUPPORTED_TYPE = "unsupported_type"
+INVALID_FIELD = "invalid_field"
+REASON_CLASSES = (TOO_LARGE, UNSUPPORTED_TYPE, INVALID_FIELD)
+
+# Newest event time per event type seen by this process (bounded: one entry per type), so
+# that an older batch arriving late does not move the gauge back.
+_NEWEST: dict[str, float] = {}
+
+
+def start_series() -> None:
+    metrics.start_ingest_series((topics.EVENTS.name, topics.DEAD_LETTER.name), REASON_CLASSES)
+
+
+def reason_class(reason: str) -> str:
+    """A bounded label for a rejection ``"<field>: <reason>"`` (the dead letter's header)."""
+    field, _, text = reason.partition(": ")
+    if text.startswith("larger than"):
+        return TOO_LARGE
+    if field == "type":
+        return UNSUPPORTED_TYPE
+    return INVALID_FIELD
+
+
+def observe_published(collected: Collected, request_id: str) -> None:
+    """The broker acknowledged every record of ``collected``."""
+    newest: dict[str, float] = {}
+    for event in collected.events:
+        metrics.INGEST_EVENTS.labels(event.type, "accepted").inc()
+        occurred = event.occurred_at.timestamp()
+        newest[event.type] = max(newest.get(event.type, occurred), occurred)
+        extra = {"event_id": event.event_id, "request_id": request_id, "type": event.type}
+        log.debug("accepted %s", event.type, extra=extra)
+    for event_type, timestamp in newest.items():
+        if timestamp > _NEWEST.get(event_type, 0.0):
+            _NEWEST[event_type] = timestamp
+            metrics.INGEST_NEWEST_EVENT.labels(event_type).set(timestamp)
+    for _raw, reason, _source in collected.dead:
+        metrics.INGEST_DEAD_LETTERED.labels(reason_class(reason)).inc()
+    metrics.INGEST_PRODUCED.labels(topics.EVENTS.name).inc(len(collected.events))
+    metrics.INGEST_PRODUCED.labels(topics.DEAD_LETTER.name).inc(len(collected.dead))
+    log.debug(
+        "request %s: %d accepted, %d dead-lettered",
+        request_id,
+        len(collected.events),
+        len(collected.dead),
+        extra={"request_id": request_id},
+    )
