@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schemas import topics
-from schemas.events import StageChanged, TierChanged, encode_event
+from schemas.events import StageChanged, TierChanged
 from services.funnel import repository
 from services.funnel.cache import StateCache
 from services.funnel.config import FunnelConfig, load_funnel_config
@@ -20,6 +20,7 @@ from services.kit.changes import record_changes
 from services.kit.consumer import InboundRecord, ShellOptions
 from services.kit.logging import configure_logging
 from services.kit.offsets import OutboundRecord
+from services.kit.publish import event_record
 from services.kit.runner import run_consumer_service
 
 CONSUMED = (topics.EVENTS.name, topics.SURGES.name)
@@ -41,16 +42,7 @@ class FunnelHandler:
         await repository.record_transitions(session, outputs)
         await record_changes(session, outputs)
         _count(outputs)
-        return [_outbound(change) for change in outputs]
-
-
-def _outbound(change: StageChanged | TierChanged) -> OutboundRecord:
-    return OutboundRecord(
-        topic=topics.CHANGES.name,
-        key=topics.partition_key(change.account_key),
-        value=encode_event(change),
-        headers=((topics.HEADER_EVENT_TYPE, change.type.encode()),),
-    )
+        return [event_record(change, topics.CHANGES) for change in outputs]
 
 
 def _count(outputs: Sequence[StageChanged | TierChanged]) -> None:

@@ -1,4 +1,6 @@
-"""Producing accepted events; success means the broker acknowledged every one (acks=all)."""
+"""Producing accepted events and dead letters; success means the broker acknowledged
+every one (acks=all). On a timeout the caller answers 503 and nothing is lost: the client
+still holds the events and retries (duplicates are dropped downstream by event id)."""
 
 from __future__ import annotations
 
@@ -6,16 +8,9 @@ import asyncio
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
-from schemas import topics
 from schemas.envelope import Envelope
-from schemas.events import encode_event
-
-
-class BrokerUnavailable(Exception):
-    """The broker did not acknowledge in time: the caller answers 503 and nothing is lost,
-    because the client still holds the events and will retry."""
+from services.kit.publish import dead_letter_record, event_record, produce
 
 
 class Publisher:
@@ -27,36 +22,8 @@ class Publisher:
         self, events: Sequence[Envelope], dead: Sequence[tuple[bytes, str, str]] = ()
     ) -> None:
         """Produce events (keyed by account) and dead letters (raw, reason, source)."""
-        try:
-            await asyncio.wait_for(self._send_all(events, dead), self._timeout)
-        except (TimeoutError, KafkaError) as error:
-            raise BrokerUnavailable(type(error).__name__) from error
-
-    async def _send_all(
-        self, events: Sequence[Envelope], dead: Sequence[tuple[bytes, str, str]]
-    ) -> None:
-        pending = [
-            await self._producer.send(
-                topics.EVENTS.name,
-                value=encode_event(event),
-                key=topics.partition_key(event.account_key),
-                headers=[(topics.HEADER_EVENT_TYPE, str(getattr(event, "type", "")).encode())],
-            )
-            for event in events
-        ]
-        pending += [
-            await self._producer.send(
-                topics.DEAD_LETTER.name,
-                value=raw,
-                key=source.encode(),
-                headers=[
-                    (topics.HEADER_REASON, reason.encode()[:1024]),
-                    (topics.HEADER_SOURCE, source.encode()),
-                ],
-            )
-            for raw, reason, source in dead
-        ]
-        await asyncio.gather(*pending)
+        records = [event_record(e) for e in events] + [dead_letter_record(*d) for d in dead]
+        await produce(self._producer, records, self._timeout)
 
     async def ping(self) -> None:
         """Raises when no broker answers a metadata request (readiness)."""

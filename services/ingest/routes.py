@@ -18,11 +18,11 @@ from services.ingest.collect import Collected, collect
 from services.ingest.errors import RejectedMessage
 from services.ingest.observe import observe_published
 from services.ingest.pixel import GIF, NO_CACHE, pixel_message
-from services.ingest.publishing import BrokerUnavailable
 from services.ingest.segment import Received, parse_time
 from services.ingest.state import IngestState
 from services.ingest.write_keys import key_from_basic_auth
 from services.kit import metrics
+from services.kit.publish import BrokerUnavailable
 
 router = APIRouter()
 

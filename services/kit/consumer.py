@@ -71,8 +71,7 @@ class ShellOptions:
     poll_timeout_ms: int = 200
     linger_s: float = 0.05
     outbox_batch: int = 1000
-    dedup_retention: timedelta = timedelta(days=7)
-    prune_every_batches: int = 1000
+    prune_every_s: float = 60.0
     max_backoff_s: float = 10.0
 
 
@@ -95,6 +94,7 @@ class ConsumerShell:
         self._options = options or ShellOptions()
         self._positions: dict[TopicPartitionKey, int | None] = {}
         self._batches = 0
+        self._next_prune = time.monotonic() + self._options.prune_every_s
         self._lag = PartitionLag(group_id)
         metrics.start_consumer_series(group_id, self._topic_names, REASON_CLASSES)
         self.status = ConsumerStatus()
@@ -295,8 +295,10 @@ class ConsumerShell:
 
     async def _maybe_prune(self, session: AsyncSession) -> None:
         self._batches += 1
-        if self._batches % self._options.prune_every_batches == 0:
-            await offsets.forget_applied_before(session, self._group, self._options.dedup_retention)
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + self._options.prune_every_s
+            retention = timedelta(hours=self._settings.consumer_dedup_retention_hours)
+            await offsets.forget_applied_before(session, self._group, retention)
 
     async def _relay_outbox(self) -> None:
         """Publish what committed transactions queued, then delete it. At-least-once."""

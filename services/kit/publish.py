@@ -1,5 +1,6 @@
-"""Producing events onto the events topic, keyed by account; success means every record
-was acknowledged by the broker (acks=all) within the timeout."""
+"""Producing records keyed by account; success means every record was acknowledged by the
+broker (acks=all) within the timeout. Used by ingest and the API's writes; the consumers
+publish the same records through their outbox."""
 
 from __future__ import annotations
 
@@ -12,29 +13,52 @@ from aiokafka.errors import KafkaError
 from schemas import topics
 from schemas.envelope import Envelope
 from schemas.events import encode_event
+from services.kit.offsets import OutboundRecord
 
 
 class BrokerUnavailable(Exception):
     """Not acknowledged in time: answer 503; the caller still holds the events to retry."""
 
 
-async def produce_events(
-    producer: AIOKafkaProducer, events: Sequence[Envelope], timeout_s: float
+def event_record(event: Envelope, topic: topics.Topic = topics.EVENTS) -> OutboundRecord:
+    return OutboundRecord(
+        topic=topic.name,
+        key=topics.partition_key(event.account_key),
+        value=encode_event(event),
+        headers=((topics.HEADER_EVENT_TYPE, str(getattr(event, "type", "")).encode()),),
+    )
+
+
+def dead_letter_record(raw: bytes, reason: str, source: str) -> OutboundRecord:
+    return OutboundRecord(
+        topic=topics.DEAD_LETTER.name,
+        key=source.encode(),
+        value=raw,
+        headers=(
+            (topics.HEADER_REASON, reason.encode()[:1024]),
+            (topics.HEADER_SOURCE, source.encode()),
+        ),
+    )
+
+
+async def produce(
+    producer: AIOKafkaProducer, records: Sequence[OutboundRecord], timeout_s: float
 ) -> None:
     try:
-        await asyncio.wait_for(_send(producer, events), timeout_s)
+        await asyncio.wait_for(_send(producer, records), timeout_s)
     except (TimeoutError, KafkaError) as error:
         raise BrokerUnavailable(type(error).__name__) from error
 
 
-async def _send(producer: AIOKafkaProducer, events: Sequence[Envelope]) -> None:
+async def produce_events(
+    producer: AIOKafkaProducer, events: Sequence[Envelope], timeout_s: float
+) -> None:
+    await produce(producer, [event_record(event) for event in events], timeout_s)
+
+
+async def _send(producer: AIOKafkaProducer, records: Sequence[OutboundRecord]) -> None:
     pending = [
-        await producer.send(
-            topics.EVENTS.name,
-            value=encode_event(event),
-            key=topics.partition_key(event.account_key),
-            headers=[(topics.HEADER_EVENT_TYPE, str(getattr(event, "type", "")).encode())],
-        )
-        for event in events
+        await producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers))
+        for r in records
     ]
     await asyncio.gather(*pending)

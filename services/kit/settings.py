@@ -27,6 +27,12 @@ class CommonSettings(BaseSettings):
         default=10_000, ge=1_000, description="How long a silent consumer keeps its partitions."
     )
     kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    consumer_dedup_retention_hours: float = Field(
+        default=48.0,
+        gt=0,
+        description="How long applied event ids are remembered to drop duplicates; size "
+        "processed_events as rate x this (10,000 events/s x 48 h = 1.7 billion rows).",
+    )
     database_url: str = DEFAULT_SQLITE_URL
     database_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
