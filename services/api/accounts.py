@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from schemas.envelope import NO_NUL, normalize_domain
 from schemas.events import Stage
 from services.api import queries
 from services.api.cursors import encode_cursor
 from services.api.errors import BadRequest, NotFound
+from services.api.etag import matches, version_etag
 from services.api.listing import FIELDS, MAX_PAGE, Sort, account_filter, keyset, selected_fields
 from services.api.models import (
     AccountDetail,
@@ -31,10 +32,27 @@ DOMAIN_PATTERN = (
 DomainPath = Annotated[str, Path(min_length=3, max_length=253, pattern=DOMAIN_PATTERN)]
 
 
-@router.get("/accounts/{domain}", response_model=AccountDetail, summary="One account's state")
-async def get_account(request: Request, domain: DomainPath) -> AccountDetail:
+@router.get(
+    "/accounts/{domain}",
+    response_model=AccountDetail,
+    summary="One account's state",
+    responses={304: {"description": "Unchanged since the ETag in If-None-Match"}},
+)
+async def get_account(
+    request: Request,
+    response: Response,
+    domain: DomainPath,
+    if_none_match: Annotated[str | None, Header(max_length=1000)] = None,
+) -> AccountDetail | Response:
     key = _domain(domain)
     async with request.state.api.sessions() as session:
+        version = await queries.account_version(session, key)
+        if version is None:
+            raise NotFound(f"no account {key!r}")
+        etag = version_etag(key, version)
+        if matches(if_none_match, etag):
+            return Response(status_code=304, headers={"ETag": etag, "Cache-Control": "no-cache"})
+        response.headers.update({"ETag": etag, "Cache-Control": "no-cache"})
         row = await queries.account(session, key)
         if row is None:
             raise NotFound(f"no account {key!r}")

@@ -6,7 +6,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Exists, Select, and_, exists, func, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Exists,
+    ScalarSelect,
+    Select,
+    and_,
+    exists,
+    func,
+    select,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.listing import AccountFilter, Keyset
@@ -29,6 +39,27 @@ async def account(session: AsyncSession, domain: str) -> dict[str, Any] | None:
         )
     ).first()
     return None if row is None else dict(row._mapping)
+
+
+async def account_version(session: AsyncSession, domain: str) -> tuple[Any, ...] | None:
+    """What the account's detail depends on, cheaply: the state's write revision (every
+    funnel write, transitions included, draws a new one) and its surges' summary."""
+
+    def of_surges(aggregate: ColumnElement[Any]) -> ScalarSelect[Any]:
+        return select(aggregate).where(surges.c.account == domain).scalar_subquery()
+
+    row = (
+        await session.execute(
+            select(
+                accounts.c.revision,
+                of_surges(func.count()),
+                of_surges(func.count(surges.c.ended_at)),
+                of_surges(func.max(surges.c.started_at)),
+                of_surges(func.max(surges.c.ended_at)),
+            ).where(accounts.c.domain == domain)
+        )
+    ).first()
+    return None if row is None else tuple(row)
 
 
 async def active_surges(session: AsyncSession, domain: str) -> list[dict[str, Any]]:

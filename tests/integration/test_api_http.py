@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from schemas.events import AccountUpserted, PageViewed, StageChanged, SurgeStarted
+from schemas.events import AccountUpserted, PageViewed, StageChanged, SurgeEnded, SurgeStarted
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 from services.funnel import repository as funnel_repository
@@ -132,6 +132,42 @@ async def test_account_detail_explains_itself_and_revalidates_with_etag(
     assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
     other = await api.get("/v1/accounts/acct04.com", headers={**READ, "If-None-Match": etag})
     assert other.status_code == 200
+
+
+async def test_the_account_etag_changes_with_every_write_it_depends_on(
+    api: httpx.AsyncClient, pg_url: str
+) -> None:
+    async def etag() -> str:
+        return (await api.get("/v1/accounts/acct03.com", headers=READ)).headers["etag"]
+
+    first = await etag()
+    assert first == await etag()
+    ended = SurgeEnded(
+        event_id="s1-end",
+        occurred_at=T0,
+        received_at=T0,
+        account="acct03.com",
+        source="intent",
+        topic="pricing",
+        score=20,
+        baseline=1,
+        observed=1,
+        detector_version="t",
+    )
+    engine = db.create_engine(url=pg_url)
+    async with db.create_sessionmaker(engine)() as session, session.begin():
+        await intent_repository.record_surges(session, [ended])
+    after_surge = await etag()
+    async with db.create_sessionmaker(engine)() as session, session.begin():
+        state = (await funnel_repository.load_accounts(session, ["acct03.com"], StateCache(1)))[
+            "acct03.com"
+        ]
+        await funnel_repository.save_accounts(
+            session, [state], StateCache(1)
+        )  # same state, new write
+    await engine.dispose()
+    body = (await api.get("/v1/accounts/acct03.com", headers=READ)).json()
+    assert len({first, after_surge, await etag()}) == 3 and body["surges"] == []
     assert (await api.get("/v1/accounts/missing.com", headers=READ)).status_code == 404
 
 
