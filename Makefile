@@ -9,7 +9,7 @@ PROMETHEUS_BIN := $(shell command -v promtool 2>/dev/null)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint format bench postgres prometheus schemas clean
+.PHONY: help install run test test-fast lint format bench postgres prometheus schemas clean wrk
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -58,7 +58,11 @@ format: install ## Apply ruff's fixes and formatting
 schemas: install ## Re-export the event JSON Schemas after changing the models
 	$(BIN)/abm schemas
 
-bench: install postgres ## Throughput benchmarks; results go to docs/benchmarks.md
+wrk: ## Install the wrk HTTP load generator if missing (the API benchmark uses it)
+	@command -v wrk >/dev/null || { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+		$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
+bench: install postgres wrk ## Throughput benchmarks; results go to docs/benchmarks.md
 	$(BIN)/python -m bench
 
 clean: ## Remove the virtualenv and local state

@@ -6,7 +6,11 @@ same run on the same broker (these machines are noisy: ratios, not absolutes).
 2. pipeline: events/s through the funnel consumer on PostgreSQL (decode, de-duplicate,
    pure core, state + offsets + outbox in one transaction, relay) vs consuming the same
    records and discarding them;
-3. intent: updates/s of the pure surge model vs a bare float EWMA, and bytes per series.
+3. intent: updates/s of the pure surge model vs a bare float EWMA, and bytes per series;
+4. api: `GET /v1/accounts/{domain}` on 1,000,000 accounts under 32 pollers (wrk) vs an
+   empty FastAPI endpoint, and 304 revalidations vs full reads;
+5. freshness: ingest acknowledgement to visible in the API and on the SSE stream, under
+   background load.
 
 Results are written to docs/benchmarks.md.
 """
@@ -21,10 +25,14 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.api import measure_api, render_api
+from bench.freshness import measure_freshness, render_freshness, summary
 from bench.ingest import IngestResult, measure_ingest
 from bench.intent import measure_intent, render_intent
 from bench.pipeline import PipelineResult, measure_pipeline
 
+FRESHNESS_RATES = (1_000, 5_000)
+FRESHNESS_SECONDS = 15.0
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
@@ -62,7 +70,8 @@ def render(ingest: IngestResult, pipeline: PipelineResult) -> str:
         row("ingest over HTTP: validate, resolve, produce, wait for acks", f"{ingest.events:,}",
             f"{ingest.rate:,.0f}", ms(ingest.p50_ms), ms(ingest.p99_ms)),
         "",
-        f"Ratio ingest / bare producer: **{ingest.rate / ingest.baseline_rate:.2f}**.",
+        f"Ratio ingest / bare producer: **{ingest.rate / ingest.baseline_rate:.2f}** "
+        "(target, issue 3: 0.85).",
         "",
         "## Pipeline: the funnel consumer on PostgreSQL",
         "",
@@ -74,7 +83,8 @@ def render(ingest: IngestResult, pipeline: PipelineResult) -> str:
             f"{pipeline.events:,}", f"{pipeline.rate:,.0f}"),
         "",
         f"Ratio funnel / consume-and-discard: **{pipeline.rate / pipeline.baseline_rate:.2f}** "
-        f"({pipeline.accounts:,} accounts, batches of up to {pipeline.max_batch}).",
+        f"({pipeline.accounts:,} accounts, batches of up to {pipeline.max_batch}); "
+        "target, issue 5: 20,000 events/s per process.",
         "",
     ]  # fmt: skip
     return "\n".join(lines)
@@ -92,7 +102,16 @@ async def run() -> str:
             f"pipeline: {pipeline.rate:,.0f} ev/s vs discard {pipeline.baseline_rate:,.0f} ev/s",
             flush=True,
         )
-    return render(ingest, pipeline) + render_intent(measure_intent())
+        api = await measure_api(Path(scratch))
+        print(f"api: {api.full.rate:,.0f} req/s vs empty {api.empty.rate:,.0f} req/s", flush=True)
+        freshness = []
+        for rate in FRESHNESS_RATES:
+            freshness.append(await measure_freshness(Path(scratch), rate, FRESHNESS_SECONDS))
+            print(summary(freshness[-1]), flush=True)
+    return "\n".join(
+        [render(ingest, pipeline), render_intent(measure_intent()), render_api(api),
+         render_freshness(freshness)]
+    )  # fmt: skip
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.api.auth import Tokens
 from services.api.errors import ApiProblem, handle_problem, handle_validation
-from services.api.etag import conditional_get
+from services.api.etag import ConditionalGetMiddleware
 from services.api.producer import LazyProducer
 from services.api.ratelimit import RateLimiter
 from services.api.routes import router
@@ -21,7 +21,7 @@ from services.api.settings import ApiSettings
 from services.api.webhooks.dispatcher import Dispatcher
 from services.kit import db, metrics
 from services.kit.health import database_problems, health_router
-from services.kit.http import serve, timed
+from services.kit.http import TimingMiddleware, serve
 from services.kit.logging import configure_logging
 
 
@@ -78,8 +78,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(health_router(readiness))
     app.add_exception_handler(ApiProblem, handle_problem)
     app.add_exception_handler(RequestValidationError, handle_validation)
-    app.middleware("http")(conditional_get)
-    app.middleware("http")(timed(metrics.API_REQUEST_SECONDS, with_status=True))
+    app.add_middleware(ConditionalGetMiddleware)
+    app.add_middleware(TimingMiddleware, histogram=metrics.API_REQUEST_SECONDS, with_status=True)
     return app
 
 

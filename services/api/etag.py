@@ -9,10 +9,9 @@ its own ETag and answers 304 itself, before building the body; the middleware ke
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import Request, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 def strong_etag(body: bytes) -> str:
@@ -32,19 +31,57 @@ def matches(if_none_match: str | None, etag: str) -> bool:
     return etag in candidates or "*" in candidates
 
 
-async def conditional_get(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    response = await call_next(request)
-    if request.method != "GET" or response.status_code != 200 or "etag" in response.headers:
-        return response
-    if not response.headers.get("content-type", "").startswith("application/json"):
-        return response
-    body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+class ConditionalGetMiddleware:
+    """Adds the body-hash ETag to successful JSON reads and answers a matching
+    ``If-None-Match`` with 304 (plain ASGI: it buffers only the responses it tags)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def buffer(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                if _taggable(message):
+                    start = message
+                    return
+                await send(message)
+            elif start is not None:
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    await _finish(scope, start, b"".join(chunks), send)
+            else:
+                await send(message)
+
+        await self.app(scope, receive, buffer)
+
+
+def _taggable(start: Message) -> bool:
+    headers = dict(start.get("headers", []))
+    return (
+        start["status"] == 200
+        and b"etag" not in headers
+        and headers.get(b"content-type", b"").startswith(b"application/json")
+    )
+
+
+async def _finish(scope: Scope, start: Message, body: bytes, send: Send) -> None:
     etag = strong_etag(body)
-    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-    headers.update({"ETag": etag, "Cache-Control": "no-cache"})
-    if matches(request.headers.get("if-none-match"), etag):
-        keep = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-        return Response(status_code=304, headers=keep)
-    return Response(body, status_code=200, headers=headers, media_type="application/json")
+    request_headers = dict(scope.get("headers", []))
+    if_none_match = request_headers.get(b"if-none-match", b"").decode("latin-1") or None
+    kept = [(k, v) for k, v in start.get("headers", []) if k not in (b"content-length", b"etag")]
+    tags = [(b"etag", etag.encode()), (b"cache-control", b"no-cache")]
+    if matches(if_none_match, etag):
+        headers = [(k, v) for k, v in kept if k != b"content-type"] + tags
+        await send({"type": "http.response.start", "status": 304, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    headers = [*kept, *tags, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

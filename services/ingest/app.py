@@ -16,7 +16,7 @@ from services.ingest.state import IngestState
 from services.ingest.write_keys import WriteKeys
 from services.kit import db, kafka, metrics
 from services.kit.health import database_problems, health_router
-from services.kit.http import serve, timed
+from services.kit.http import TimingMiddleware, serve
 from services.kit.logging import configure_logging
 
 
@@ -63,7 +63,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
     app.include_router(router)
     app.include_router(health_router(readiness))
     app.add_exception_handler(Problem, _problem_handler)  # type: ignore[arg-type]
-    app.middleware("http")(timed(metrics.INGEST_REQUEST_SECONDS, with_status=True))
+    app.add_middleware(TimingMiddleware, histogram=metrics.INGEST_REQUEST_SECONDS, with_status=True)
     return app
 
 

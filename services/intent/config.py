@@ -133,6 +133,12 @@ class IntentConfig(BaseModel):
         return frozenset(item.lower() for item in value)
 
     @property
+    def known_topics(self) -> frozenset[str]:
+        """The configured topics: metric labels use these, and "other" for the rest
+        (third-party topics are free text and would make label sets unbounded)."""
+        return frozenset({self.web_topic, *self.url_topics.values(), *self.competitor_topics})
+
+    @property
     def warmup_buckets(self) -> int:
         return math.ceil(self.warmup_days * MINUTES_PER_DAY / self.bucket_minutes)
 

@@ -8,16 +8,17 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schemas import topics
-from schemas.events import SurgeEnded, SurgeStarted, encode_event
 from services.intent import repository
 from services.intent.config import IntentConfig, load_intent_config
 from services.intent.metrics import SourceFreshness
 from services.intent.processing import apply_events, series_keys
 from services.intent.settings import IntentSettings
 from services.kit import metrics
+from services.kit.changes import record_changes
 from services.kit.consumer import InboundRecord, ShellOptions
 from services.kit.logging import configure_logging
 from services.kit.offsets import OutboundRecord
+from services.kit.publish import event_record
 from services.kit.runner import run_consumer_service
 
 
@@ -38,18 +39,12 @@ class IntentHandler:
         changed, outputs = apply_events(states, events, self._config)
         await repository.save_series(session, changed)
         await repository.record_surges(session, outputs)
+        await record_changes(session, outputs)
+        known = self._config.known_topics
         for surge in outputs:
-            metrics.INTENT_SURGES.labels(surge.topic, surge.type.removeprefix("surge_")).inc()
-        return [_outbound(surge) for surge in outputs]
-
-
-def _outbound(surge: SurgeStarted | SurgeEnded) -> OutboundRecord:
-    return OutboundRecord(
-        topic=topics.SURGES.name,
-        key=topics.partition_key(surge.account_key),
-        value=encode_event(surge),
-        headers=((topics.HEADER_EVENT_TYPE, surge.type.encode()),),
-    )
+            topic = surge.topic if surge.topic in known else "other"
+            metrics.INTENT_SURGES.labels(topic, surge.type.removeprefix("surge_")).inc()
+        return [event_record(surge, topics.SURGES) for surge in outputs]
 
 
 def main(settings: IntentSettings | None = None) -> None:

@@ -17,7 +17,7 @@ from services.funnel.processing import apply_events
 from services.funnel.service import CONSUMED, FunnelHandler
 from services.funnel.state import AccountState
 from services.kit import db
-from services.kit.broker import EmbeddedBroker
+from services.kit.broker import EmbeddedBroker, free_port
 from services.kit.consumer import ConsumerShell
 from services.kit.settings import CommonSettings
 from services.kit.tables import accounts, processed_events
@@ -79,7 +79,7 @@ async def test_two_members_split_the_partitions_and_agree_with_one_run(
     services.env["ABM_FUNNEL_MAX_BATCH"] = "50"
     first = services.start("funnel")
     await produce(broker.bootstrap, events[: len(events) // 2])
-    services.env["ABM_FUNNEL_METRICS_PORT"] = str(int(services.env["ABM_FUNNEL_METRICS_PORT"]) + 1)
+    services.env["ABM_FUNNEL_METRICS_PORT"] = str(free_port())  # the second member's own port
     second = services.start("funnel")  # joins mid-stream: partitions move under load
     await produce(broker.bootstrap, events[len(events) // 2 :])
     for _ in range(600):

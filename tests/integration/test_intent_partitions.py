@@ -18,7 +18,7 @@ from services.intent.detector import SeriesState
 from services.intent.processing import apply_events
 from services.kit import db
 from services.kit.broker import EmbeddedBroker, free_port
-from services.kit.tables import consumer_offsets, intent_series, surges
+from services.kit.tables import account_changes, consumer_offsets, intent_series, surges
 from tests.harness import Stack, produce
 
 pytestmark = pytest.mark.integration
@@ -95,7 +95,9 @@ async def test_two_intent_processes_split_the_accounts_and_agree_with_one_run(
     async with engine.connect() as connection:
         rows = (await connection.execute(select(intent_series))).all()
         stored_surges = set((await connection.scalars(select(surges.c.event_id))).all())
+        feed = set((await connection.scalars(select(account_changes.c.event_id))).all())
     await engine.dispose()
     stored = {(a, t): SeriesState.model_validate(doc) for a, t, doc in rows}
     assert stored == expected_states
     assert stored_surges == expected_surges
+    assert feed == {o.event_id for o in outputs}, "every surge start and end is in the change feed"
