@@ -19,6 +19,7 @@ from services.api.models import (
     AccountFields,
     AccountPage,
     ActiveSurge,
+    Revenue,
     StageTransition,
     TierTransition,
 )
@@ -60,11 +61,16 @@ async def get_account(
         stages = await queries.transitions(session, key, "stage")
         tiers = await queries.transitions(session, key, "tier")
     state: dict[str, Any] = row.pop("state")
+    active = [ActiveSurge(**s) for s in surges]
     return AccountDetail(
         **row,
         fit=state.get("fit", {}),
+        churn_risk=row["stage"] in CUSTOMER_STAGES and any(s.competitor for s in active),
+        stakeholders=len(state.get("contacts_seen", [])),
+        revenue=_revenue(state),
+        activity={k: int(v) for k, v in state.get("counters", {}).items()},
         stage_rule=state.get("stage_rule"),
-        surges=[ActiveSurge(**s) for s in surges],
+        surges=active,
         stage_history=[_stage_transition(t) for t in stages],
         tier_history=[_tier_transition(t) for t in tiers],
         last_activity_by_channel=state.get("last_activity_by_channel", {}),
@@ -117,6 +123,19 @@ async def list_accounts(
         if last else None
     )  # fmt: skip
     return AccountPage(items=items, next_cursor=next_cursor)
+
+
+CUSTOMER_STAGES = frozenset({"won", "retention", "expansion"})
+
+
+def _revenue(state: dict[str, Any]) -> Revenue:
+    """From the funnel's state document (its ``pipeline`` is the open opportunities' sum)."""
+    return Revenue(
+        pipeline=sum(float(v) for v in state.get("open_opportunities", {}).values()),
+        won=float(state.get("won_revenue", 0.0)),
+        renewals=float(state.get("renewal_revenue", 0.0)),
+        expansion=float(state.get("expansion_revenue", 0.0)),
+    )
 
 
 def _domain(value: str) -> str:

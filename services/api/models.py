@@ -27,6 +27,7 @@ class TierTransition(BaseModel):
 
 class ActiveSurge(BaseModel):
     topic: str
+    competitor: bool = Field(description="A competitor topic: for a customer, churn risk")
     score: float
     baseline: float
     observed: float
@@ -49,8 +50,21 @@ class AccountSummary(BaseModel):
     updated_at: datetime
 
 
+class Revenue(BaseModel):
+    pipeline: float = Field(description="Sum of open opportunities")
+    won: float
+    renewals: float
+    expansion: float
+
+
 class AccountDetail(AccountSummary):
     fit: dict[str, Any] = Field(description="Fit score with each ICP criterion's contribution.")
+    churn_risk: bool = Field(
+        description="A customer (won, retention, expansion) surging on a competitor topic"
+    )
+    stakeholders: int = Field(description="Distinct contacts identified (buying committee)")
+    revenue: Revenue
+    activity: dict[str, int] = Field(description="Touches per channel since first seen")
     stage_rule: str | None
     surges: list[ActiveSurge]
     stage_history: list[StageTransition]

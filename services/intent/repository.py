@@ -77,6 +77,7 @@ async def record_surges(
                     observed=change.observed,
                     detector_version=change.detector_version,
                     trigger_event_ids=list(change.trigger_event_ids),
+                    competitor=bool(change.competitor),
                 )
                 .on_conflict_do_nothing()
             )

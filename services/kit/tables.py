@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -157,6 +158,8 @@ surges = Table(
     Column("observed", Float, nullable=False),
     Column("detector_version", String(64), nullable=False),
     Column("trigger_event_ids", JsonDocument, nullable=False),
+    # A competitor topic: for a customer, a churn-risk signal.
+    Column("competitor", Boolean, nullable=False, server_default=false()),
     Index(None, "account", "topic", "ended_at"),
     Index(None, "started_at"),
 )

@@ -13,7 +13,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from schemas.events import AccountUpserted, PageViewed, StageChanged, SurgeEnded, SurgeStarted
+from schemas.events import (
+    AccountUpserted,
+    OpportunityChanged,
+    PageViewed,
+    StageChanged,
+    SurgeEnded,
+    SurgeStarted,
+)
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 from services.funnel import repository as funnel_repository
@@ -322,3 +329,60 @@ async def record(url: str, event_id: str) -> None:
     async with db.create_sessionmaker(engine)() as session, session.begin():
         await record_changes(session, [change])
     await engine.dispose()
+
+
+async def test_a_customer_surging_on_a_competitor_is_a_churn_risk(
+    api: httpx.AsyncClient, pg_url: str
+) -> None:
+    won = OpportunityChanged(
+        type="opportunity_won",
+        event_id="w1",
+        occurred_at=T0,
+        received_at=T0,
+        account="acct05.com",
+        source="crm",
+        opportunity_id="o1",
+        amount=50_000,
+    )
+    renewed = OpportunityChanged(
+        type="opportunity_created",
+        event_id="o2",
+        occurred_at=T0,
+        received_at=T0,
+        account="acct05.com",
+        source="crm",
+        opportunity_id="o2",
+        amount=8_000,
+    )
+    competitor = SurgeStarted(
+        event_id="cs1",
+        occurred_at=T0,
+        received_at=T0,
+        account="acct05.com",
+        source="intent",
+        topic="competitors",
+        score=90,
+        baseline=1,
+        observed=20,
+        detector_version="t",
+        competitor=True,
+    )
+    engine = db.create_engine(url=pg_url)
+    async with db.create_sessionmaker(engine)() as session, session.begin():
+        states = await funnel_repository.load_accounts(session, ["acct05.com"], StateCache(1))
+        changed, _ = apply_events(states, [won, renewed], FunnelConfig())
+        await funnel_repository.save_accounts(session, changed.values(), StateCache(1))
+        await intent_repository.record_surges(session, [competitor])
+    await engine.dispose()
+    body = (await api.get("/v1/accounts/acct05.com", headers=READ)).json()
+    assert body["stage"] == "won" and body["churn_risk"] is True
+    assert body["revenue"] == {
+        "pipeline": 8000.0,
+        "won": 50000.0,
+        "renewals": 0.0,
+        "expansion": 0.0,
+    }
+    assert [s["competitor"] for s in body["surges"]] == [True]
+    assert body["activity"]["visits"] == 1
+    other = (await api.get("/v1/accounts/acct03.com", headers=READ)).json()
+    assert other["churn_risk"] is False  # surging, but on pricing and not a customer
