@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from schemas.envelope import NO_NUL, normalize_domain
 from schemas.events import Stage
 from services.api import queries
-from services.api.cursors import encode_cursor
+from services.api.cursors import decode_cursor, encode_cursor
 from services.api.errors import BadRequest, NotFound
 from services.api.etag import matches, version_etag
 from services.api.listing import FIELDS, MAX_PAGE, Sort, account_filter, keyset, selected_fields
@@ -22,6 +22,7 @@ from services.api.models import (
     Revenue,
     StageTransition,
     TierTransition,
+    TimelinePage,
 )
 
 router = APIRouter()
@@ -78,6 +79,44 @@ async def get_account(
 
 
 @router.get(
+    "/accounts/{domain}/timeline",
+    response_model=TimelinePage,
+    summary="The account's recent events, newest first",
+)
+async def get_timeline(
+    request: Request,
+    domain: DomainPath,
+    cursor: Annotated[str | None, Query(max_length=600)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
+) -> TimelinePage:
+    key = _domain(domain)
+    size = limit or request.state.api.settings.api_page_default
+    position = decode_cursor(cursor, kind=f"timeline:{key}")
+    after = _timeline_after(position)
+    async with request.state.api.sessions() as session:
+        rows = await queries.timeline(session, key, after, size + 1)
+    page = rows[:size]
+    last = page[-1] if len(rows) > size else None
+    next_cursor = (
+        encode_cursor(
+            {"k": f"timeline:{key}", "t": last["occurred_at"].isoformat(), "e": last["event_id"]}
+        )
+        if last
+        else None
+    )
+    return TimelinePage(items=[r["payload"] for r in page], next_cursor=next_cursor)
+
+
+def _timeline_after(position: dict[str, Any] | None) -> tuple[datetime, str] | None:
+    if position is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(position["t"])), str(position["e"])
+    except (KeyError, ValueError):
+        raise BadRequest("not a cursor this API returned", field="cursor") from None
+
+
+@router.get(
     "/accounts",
     response_model=AccountPage,
     response_model_exclude_unset=True,
@@ -107,9 +146,15 @@ async def list_accounts(
     if changed_since is not None and changed_since.tzinfo is None:
         raise BadRequest("needs a time zone, e.g. 2026-01-01T00:00:00Z", field="changed_since")
     criteria = account_filter(
-        stage=stage.value if stage else None, tier=tier, surging=surging, topic=topic,
-        fit_min=fit_min, fit_max=fit_max, owner=owner, changed_since=changed_since,
-    )  # fmt: skip
+        stage=stage.value if stage else None,
+        tier=tier,
+        surging=surging,
+        topic=topic,
+        fit_min=fit_min,
+        fit_max=fit_max,
+        owner=owner,
+        changed_since=changed_since,
+    )
     order, wanted = keyset(sort.value, cursor), selected_fields(fields)
     async with request.state.api.sessions() as session:
         rows = await queries.account_page(session, criteria, order, size + 1)
@@ -120,8 +165,9 @@ async def list_accounts(
     last = page[-1] if len(rows) > size else None
     next_cursor = (
         encode_cursor({"k": f"accounts:{order.sort}", "v": last[order.column], "d": last["domain"]})
-        if last else None
-    )  # fmt: skip
+        if last
+        else None
+    )
     return AccountPage(items=items, next_cursor=next_cursor)
 
 

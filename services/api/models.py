@@ -127,3 +127,11 @@ class SurgeRecord(BaseModel):
 class SurgePage(BaseModel):
     items: list[SurgeRecord]
     next_cursor: str | None
+
+
+class TimelinePage(BaseModel):
+    items: list[dict[str, Any]] = Field(
+        description="Events as received (see the event JSON Schema), newest first; each "
+        "carries its identification provenance when ingest recorded one."
+    )
+    next_cursor: str | None

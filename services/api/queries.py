@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.listing import AccountFilter, Keyset
-from services.kit.tables import account_transitions, accounts, surges
+from services.kit.tables import account_events, account_transitions, accounts, surges
 
 _active_surge = exists().where(
     and_(surges.c.account == accounts.c.domain, surges.c.ended_at.is_(None))
@@ -175,3 +175,19 @@ async def stage_counts(session: AsyncSession) -> tuple[dict[str, int], dict[int,
         .group_by(accounts.c.furthest_stage_rank)
     )
     return {s: n for s, n in current}, {r: n for r, n in furthest}
+
+
+async def timeline(
+    session: AsyncSession, domain: str, after: tuple[datetime, str] | None, limit: int
+) -> list[dict[str, Any]]:
+    """The account's events, newest first."""
+    table = account_events
+    query = (
+        select(table.c.occurred_at, table.c.event_id, table.c.payload)
+        .where(table.c.account == domain)
+        .order_by(table.c.occurred_at.desc(), table.c.event_id.desc())
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(tuple_(table.c.occurred_at, table.c.event_id) < tuple_(*after))
+    return [dict(r._mapping) for r in await session.execute(query)]

@@ -15,6 +15,7 @@ from services.funnel.config import FunnelConfig, load_funnel_config
 from services.funnel.gauges import refresh_account_gauges
 from services.funnel.processing import apply_events
 from services.funnel.settings import FunnelSettings
+from services.funnel.timeline import Timeline
 from services.kit import metrics
 from services.kit.changes import record_changes
 from services.kit.consumer import InboundRecord, ShellOptions
@@ -27,9 +28,12 @@ CONSUMED = (topics.EVENTS.name, topics.SURGES.name)
 
 
 class FunnelHandler:
-    def __init__(self, config: FunnelConfig, cache_size: int = 100_000) -> None:
+    def __init__(
+        self, config: FunnelConfig, cache_size: int = 100_000, timeline_days: float = 30.0
+    ) -> None:
         self._config = config
         self._cache = StateCache(cache_size)
+        self._timeline = Timeline(timeline_days)
 
     async def apply(
         self, session: AsyncSession, records: Sequence[InboundRecord]
@@ -41,6 +45,7 @@ class FunnelHandler:
         await repository.save_accounts(session, changed.values(), self._cache)
         await repository.record_transitions(session, outputs)
         await record_changes(session, outputs)
+        await self._timeline.record(session, events)
         _count(outputs)
         return [event_record(change, topics.CHANGES) for change in outputs]
 
@@ -68,7 +73,9 @@ def main(settings: FunnelSettings | None = None) -> None:
             settings=settings,
             group_id=topics.FUNNEL_GROUP,
             topic_names=CONSUMED,
-            handler=FunnelHandler(config, settings.funnel_state_cache),
+            handler=FunnelHandler(
+                config, settings.funnel_state_cache, settings.funnel_timeline_days
+            ),
             metrics_host=settings.funnel_metrics_host,
             metrics_port=settings.funnel_metrics_port,
             options=ShellOptions(max_batch=settings.funnel_max_batch),

@@ -19,3 +19,6 @@ class FunnelSettings(CommonSettings):
     funnel_state_cache: int = Field(
         default=100_000, ge=0, description="Account states kept decoded in memory (LRU)."
     )
+    funnel_timeline_days: float = Field(
+        default=30.0, ge=0, description="Days of events kept per account for the timeline; 0: off."
+    )

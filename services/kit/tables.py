@@ -135,6 +135,18 @@ account_transitions = Table(
     Index(None, "domain", "occurred_at"),
 )
 
+account_events = Table(
+    "account_events",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("account", String(253), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("payload", JsonDocument, nullable=False),  # the event as received, provenance included
+    Index(None, "account", "occurred_at", "event_id"),
+    Index(None, "occurred_at"),
+)
+
 # --- intent state -------------------------------------------------------------------------
 
 intent_series = Table(

@@ -91,6 +91,7 @@ async def test_account_walks_all_six_stages(services: Stack, pg_url: str) -> Non
             assert response.json()["accepted"] == len(calls)
             await wait_for_stage(client, api, stage)
         account = await wait_for_stage(client, api, "expansion")
+        timeline = await read_timeline(client, api)
         funnel = (
             await client.get(f"{api}/v1/funnel", headers={"Authorization": f"Bearer {API_TOKEN}"})
         ).json()
@@ -101,3 +102,27 @@ async def test_account_walks_all_six_stages(services: Stack, pg_url: str) -> Non
     ]  # fmt: skip
     assert all(t["cause_event_ids"] for t in account["stage_history"])
     assert [s["reached"] for s in funnel["stages"]] == [1, 1, 1, 1, 1, 1]
+    assert [e["type"] for e in timeline] == [
+        "subscription_expanded", "subscription_renewed", "opportunity_won",
+        "opportunity_created", "page_viewed", "account_upserted",
+    ]  # fmt: skip
+    causes = {c for t in account["stage_history"] for c in t["cause_event_ids"]}
+    assert causes == {e["event_id"] for e in timeline}, "every stage change points at its event"
+
+
+async def read_timeline(client: httpx.AsyncClient, api: str) -> list[dict[str, Any]]:
+    """The whole timeline, two events a page, following the cursors."""
+    events: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 2}
+    while True:
+        page = (
+            await client.get(
+                f"{api}/v1/accounts/{ACCOUNT}/timeline",
+                params=params,
+                headers={"Authorization": f"Bearer {API_TOKEN}"},
+            )
+        ).json()
+        events += page["items"]
+        if page["next_cursor"] is None:
+            return events
+        params["cursor"] = page["next_cursor"]
