@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from schemas.envelope import NO_NUL, normalize_domain
 from schemas.events import Stage
 from services.api import queries
-from services.api.cursors import decode_cursor, encode_cursor
+from services.api.cursors import after_time_and_id, decode_cursor, encode_cursor, time_and_id
 from services.api.errors import BadRequest, NotFound
 from services.api.etag import matches, version_etag
 from services.api.listing import FIELDS, MAX_PAGE, Sort, account_filter, keyset, selected_fields
@@ -91,29 +91,17 @@ async def get_timeline(
 ) -> TimelinePage:
     key = _domain(domain)
     size = limit or request.state.api.settings.api_page_default
-    position = decode_cursor(cursor, kind=f"timeline:{key}")
-    after = _timeline_after(position)
+    after = time_and_id(decode_cursor(cursor, kind=f"timeline:{key}"))
     async with request.state.api.sessions() as session:
         rows = await queries.timeline(session, key, after, size + 1)
     page = rows[:size]
     last = page[-1] if len(rows) > size else None
     next_cursor = (
-        encode_cursor(
-            {"k": f"timeline:{key}", "t": last["occurred_at"].isoformat(), "e": last["event_id"]}
-        )
+        after_time_and_id(f"timeline:{key}", last["occurred_at"], last["event_id"])
         if last
         else None
     )
     return TimelinePage(items=[r["payload"] for r in page], next_cursor=next_cursor)
-
-
-def _timeline_after(position: dict[str, Any] | None) -> tuple[datetime, str] | None:
-    if position is None:
-        return None
-    try:
-        return datetime.fromisoformat(str(position["t"])), str(position["e"])
-    except (KeyError, ValueError):
-        raise BadRequest("not a cursor this API returned", field="cursor") from None
 
 
 @router.get(

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from schemas.envelope import NO_NUL
 from services.api import queries
-from services.api.cursors import decode_cursor, encode_cursor
-from services.api.errors import BadRequest
+from services.api.cursors import after_time_and_id, decode_cursor, time_and_id
 from services.api.listing import MAX_PAGE
 from services.api.models import SurgePage, SurgeRecord
 
@@ -30,22 +28,14 @@ async def list_surges(
     size = limit or settings.api_page_default
     async with request.state.api.sessions() as session:
         rows = await queries.surge_page(
-            session, topic=topic, tier=tier, active=active, after=_after(cursor), limit=size + 1
+            session,
+            topic=topic,
+            tier=tier,
+            active=active,
+            after=time_and_id(decode_cursor(cursor, kind="surges")),
+            limit=size + 1,
         )
     items = [SurgeRecord(**row) for row in rows[:size]]
     last = items[-1] if len(rows) > size else None
-    next_cursor = (
-        encode_cursor({"k": "surges", "t": last.started_at.isoformat(), "e": last.event_id})
-        if last else None
-    )  # fmt: skip
+    next_cursor = after_time_and_id("surges", last.started_at, last.event_id) if last else None
     return SurgePage(items=items, next_cursor=next_cursor)
-
-
-def _after(cursor: str | None) -> tuple[datetime, str] | None:
-    position = decode_cursor(cursor, kind="surges")
-    if position is None:
-        return None
-    try:
-        return datetime.fromisoformat(str(position["t"])), str(position["e"])
-    except (KeyError, ValueError):
-        raise BadRequest("not a cursor this API returned", field="cursor") from None
