@@ -1,36 +1,79 @@
-"""The funnel: counts per stage, how many ever reached each stage, conversion."""
+"""The funnel for a period and a tier: accounts per stage now, reached, conversion, entries
+in the period, velocity (median days in stage) and regressions, from the stage history."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import statistics
+from collections import Counter, defaultdict
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 
 from services.api import queries
+from services.api.errors import BadRequest
 from services.api.listing import STAGES
 from services.api.models import FunnelReport, StageFigures
 
 router = APIRouter()
 
+RANK = {stage: index for index, stage in enumerate(STAGES)}
+Move = tuple[str | None, str | None, datetime, datetime | None]
 
-@router.get("/funnel", response_model=FunnelReport, summary="Counts and conversion per stage")
-async def get_funnel(request: Request) -> FunnelReport:
+
+@router.get("/funnel", response_model=FunnelReport, summary="The funnel, per period and tier")
+async def get_funnel(
+    request: Request,
+    period_from: Annotated[datetime | None, Query(alias="from")] = None,
+    period_to: Annotated[datetime | None, Query(alias="to")] = None,
+    tier: Annotated[int | None, Query(ge=1, le=3)] = None,
+) -> FunnelReport:
+    for name, moment in (("from", period_from), ("to", period_to)):
+        if moment is not None and moment.tzinfo is None:
+            raise BadRequest("needs a time zone, e.g. 2026-01-01T00:00:00Z", field=name)
+    if period_from and period_to and period_from >= period_to:
+        raise BadRequest("`from` must be before `to`", field="from")
     async with request.state.api.sessions() as session:
-        current, furthest = await queries.stage_counts(session)
+        current, furthest = await queries.stage_counts(session, tier)
+        moves = await queries.stage_moves(session, period_from, period_to, tier)
+    in_funnel = sum(current.values())
+    return FunnelReport(
+        period_from=period_from,
+        period_to=period_to,
+        tier=tier,
+        stages=stage_figures(current, furthest, moves),
+        target_accounts=in_funnel,
+        engaged_share=(in_funnel - current.get("target", 0)) / in_funnel if in_funnel else None,
+    )
+
+
+def stage_figures(
+    current: dict[str, int], furthest: dict[int, int], moves: list[Move]
+) -> list[StageFigures]:
+    """Pure: the per-stage figures from counts and the period's stage moves."""
     reached = [sum(n for rank, n in furthest.items() if rank >= i) for i in range(len(STAGES))]
-    stages = [
+    entered = Counter(to for _, to, _, _ in moves if to)
+    regressions = Counter(
+        before for before, after, _, _ in moves if before and after and RANK[after] < RANK[before]
+    )
+    days: dict[str, list[float]] = defaultdict(list)
+    for _, to, at, left_at in moves:
+        if to and left_at is not None:
+            days[to].append((left_at - at).total_seconds() / 86_400)
+    return [
         StageFigures(
             stage=name,
             accounts=current.get(name, 0),
             reached=reached[i],
-            conversion_from_previous=(reached[i] / reached[i - 1])
-            if i and reached[i - 1]
-            else None,
+            conversion_from_previous=_ratio(reached, i),
+            entered=entered[name],
+            entered_conversion_from_previous=_ratio([entered[s] for s in STAGES], i),
+            median_days_in_stage=statistics.median(days[name]) if days[name] else None,
+            regressions=regressions[name],
         )
         for i, name in enumerate(STAGES)
     ]
-    in_funnel = sum(current.values())
-    engaged_or_further = in_funnel - current.get("target", 0)
-    return FunnelReport(
-        stages=stages,
-        target_accounts=in_funnel,
-        engaged_share=(engaged_or_further / in_funnel) if in_funnel else None,
-    )
+
+
+def _ratio(counts: list[int], i: int) -> float | None:
+    return counts[i] / counts[i - 1] if i and counts[i - 1] else None

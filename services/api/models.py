@@ -102,9 +102,23 @@ class StageFigures(BaseModel):
     conversion_from_previous: float | None = Field(
         description="reached(this) / reached(previous); null for the first stage or when 0."
     )
+    entered: int = Field(description="Moves into this stage within the period.")
+    entered_conversion_from_previous: float | None = Field(
+        description="entered(this) / entered(previous) within the period."
+    )
+    median_days_in_stage: float | None = Field(
+        description="Median days from entering this stage (within the period) to the next "
+        "stage move; accounts still in the stage are not counted."
+    )
+    regressions: int = Field(
+        description="Moves out of this stage to an earlier one, in the period."
+    )
 
 
 class FunnelReport(BaseModel):
+    period_from: datetime | None
+    period_to: datetime | None
+    tier: int | None
     stages: list[StageFigures]
     target_accounts: int
     engaged_share: float | None = Field(description="Targets engaged or further / all targets.")

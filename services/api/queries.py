@@ -162,19 +162,49 @@ async def surge_page(
     return [dict(r._mapping) for r in await session.execute(query)]
 
 
-async def stage_counts(session: AsyncSession) -> tuple[dict[str, int], dict[int, int]]:
+async def stage_counts(
+    session: AsyncSession, tier: int | None = None
+) -> tuple[dict[str, int], dict[int, int]]:
     """(accounts per current stage, accounts per furthest stage rank reached)."""
+    in_tier = [accounts.c.tier == tier] if tier is not None else []
     current = await session.execute(
         select(accounts.c.stage, func.count())
-        .where(accounts.c.stage.is_not(None))
+        .where(accounts.c.stage.is_not(None), *in_tier)
         .group_by(accounts.c.stage)
     )
     furthest = await session.execute(
         select(accounts.c.furthest_stage_rank, func.count())
-        .where(accounts.c.furthest_stage_rank >= 0)
+        .where(accounts.c.furthest_stage_rank >= 0, *in_tier)
         .group_by(accounts.c.furthest_stage_rank)
     )
     return {s: n for s, n in current}, {r: n for r, n in furthest}
+
+
+async def stage_moves(
+    session: AsyncSession, start: datetime | None, end: datetime | None, tier: int | None
+) -> list[tuple[str | None, str | None, datetime, datetime | None]]:
+    """Stage moves made in [start, end): (from, to, when, when the account moved on next)."""
+    moves = account_transitions.c
+    ordering = (moves.occurred_at, moves.event_id)
+    history = select(
+        moves.from_value,
+        moves.to_value,
+        moves.occurred_at,
+        func.lead(moves.occurred_at)
+        .over(partition_by=moves.domain, order_by=ordering)
+        .label("left_at"),
+    ).where(moves.kind == "stage")
+    if tier is not None:
+        history = history.where(
+            moves.domain.in_(select(accounts.c.domain).where(accounts.c.tier == tier))
+        )
+    window = history.subquery()
+    query = select(window.c.from_value, window.c.to_value, window.c.occurred_at, window.c.left_at)
+    if start is not None:
+        query = query.where(window.c.occurred_at >= start)
+    if end is not None:
+        query = query.where(window.c.occurred_at < end)
+    return [tuple(row) for row in await session.execute(query)]
 
 
 async def timeline(

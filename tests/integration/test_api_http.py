@@ -386,3 +386,24 @@ async def test_a_customer_surging_on_a_competitor_is_a_churn_risk(
     assert body["activity"]["visits"] == 1
     other = (await api.get("/v1/accounts/acct03.com", headers=READ)).json()
     assert other["churn_risk"] is False  # surging, but on pricing and not a customer
+
+
+async def test_funnel_report_for_a_period_and_a_tier(api: httpx.AsyncClient) -> None:
+    async def stages(**params: Any) -> dict[str, dict[str, Any]]:
+        body = (await api.get("/v1/funnel", params=params, headers=READ)).json()
+        return {s["stage"]: s for s in body["stages"]}
+
+    everything = await stages()
+    assert (everything["target"]["entered"], everything["engaged"]["entered"]) == (25, 10)
+    # The ten engaged accounts entered target at T0 + i minutes (i < 10) and moved at T0 + 1 h.
+    assert everything["target"]["median_days_in_stage"] == pytest.approx(55.5 / 1440)
+    later = await stages(**{"from": "2026-04-01T00:30:00Z", "to": "2026-04-02T00:00:00Z"})
+    assert (later["target"]["entered"], later["engaged"]["entered"]) == (0, 10)
+    tiers = {t: await stages(tier=t) for t in (1, 2, 3)}
+    assert sum(t["target"]["accounts"] + t["engaged"]["accounts"] for t in tiers.values()) == 25
+    bad = await api.get(
+        "/v1/funnel",
+        params={"from": "2026-05-01T00:00:00Z", "to": "2026-04-01T00:00:00Z"},
+        headers=READ,
+    )
+    assert bad.status_code == 400 and bad.json()["field"] == "from"

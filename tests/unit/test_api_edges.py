@@ -60,3 +60,27 @@ def test_webhook_backoff_doubles_up_to_a_cap() -> None:
     from services.api.webhooks.signing import retry_delay_s
 
     assert [retry_delay_s(n, 2.0, 30.0) for n in range(1, 7)] == [2, 4, 8, 16, 30, 30]
+
+
+def test_funnel_figures_from_stage_moves_by_hand() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from services.api.funnel import stage_figures
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    day = timedelta(days=1)
+    moves = [  # (from, to, at, when the account moved on next)
+        (None, "target", t0, t0 + 2 * day),
+        ("target", "engaged", t0 + 2 * day, t0 + 3 * day),
+        ("engaged", "target", t0 + 3 * day, None),  # lapsed: a regression, still in target
+        (None, "target", t0, t0 + 4 * day),
+        ("target", "engaged", t0 + 4 * day, None),
+    ]
+    figures = {f.stage: f for f in stage_figures({"target": 1, "engaged": 1}, {0: 1, 1: 1}, moves)}
+    target, engaged = figures["target"], figures["engaged"]
+    assert (target.entered, engaged.entered) == (3, 2)
+    assert target.median_days_in_stage == 3.0  # 2 and 4 days; the open stay is not counted
+    assert engaged.median_days_in_stage == 1.0 and engaged.regressions == 1
+    assert engaged.entered_conversion_from_previous == 2 / 3
+    assert (target.reached, engaged.reached, engaged.conversion_from_previous) == (2, 1, 0.5)
+    assert figures["won"].entered == 0 and figures["won"].median_days_in_stage is None
