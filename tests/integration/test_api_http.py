@@ -2,117 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from schemas.events import (
-    AccountUpserted,
     OpportunityChanged,
-    PageViewed,
-    StageChanged,
     SurgeEnded,
     SurgeStarted,
 )
-from services.api.app import create_app
-from services.api.settings import ApiSettings
 from services.funnel import repository as funnel_repository
 from services.funnel.cache import StateCache
 from services.funnel.config import FunnelConfig
 from services.funnel.processing import apply_events
 from services.intent import repository as intent_repository
 from services.kit import db
-from services.kit.broker import free_port
-from services.kit.changes import record_changes
-from services.kit.credentials import store_api_token
-from services.kit.runner import quiet_server
-from services.kit.tables import account_transitions
-from tests.harness import wait_until_ready
+from tests.api_server import READ, T0, seed, serving
 
 pytestmark = pytest.mark.integration
-
-T0 = datetime(2026, 4, 1, tzinfo=UTC)
-READ = {"Authorization": "Bearer reader"}
-
-
-def upsert(i: int) -> AccountUpserted:
-    return AccountUpserted(
-        event_id=f"u{i}",
-        occurred_at=T0 + timedelta(minutes=i),
-        received_at=T0,
-        account=f"acct{i:02d}.com",
-        source="crm",
-        target=True,
-        industry="software",
-        employees=100 + i,
-        owner="ann" if i % 2 else "bob",
-    )
-
-
-async def seed(url: str) -> None:
-    events: list[Any] = [upsert(i) for i in range(25)]
-    events += [
-        PageViewed(
-            event_id=f"p{i}",
-            occurred_at=T0 + timedelta(hours=1),
-            received_at=T0,
-            account=f"acct{i:02d}.com",
-            source="web",
-            url="https://v.io/",
-        )
-        for i in range(10)
-    ]
-    states, changes = apply_events({}, events, FunnelConfig())
-    surge = SurgeStarted(
-        event_id="s1",
-        occurred_at=T0,
-        received_at=T0,
-        account="acct03.com",
-        source="intent",
-        topic="pricing",
-        score=88,
-        baseline=1,
-        observed=12,
-        detector_version="t",
-    )
-    engine = db.create_engine(url=url)
-    async with db.create_sessionmaker(engine)() as session, session.begin():
-        await funnel_repository.save_accounts(session, states.values(), StateCache(10))
-        await funnel_repository.record_transitions(session, changes)
-        await record_changes(session, changes)
-        await intent_repository.record_surges(session, [surge])
-        await store_api_token(session, "reader", "crm-plugin", frozenset({"read"}))
-        await store_api_token(session, "writer", "loader", frozenset({"write"}))
-    await engine.dispose()
-
-
-@asynccontextmanager
-async def serving(url: str, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    port = free_port()
-    settings = ApiSettings(database_url=url, api_port=port, **overrides)
-    server = quiet_server(create_app(settings), "127.0.0.1", port)
-    task = asyncio.create_task(server.serve())
-    await wait_until_ready(f"http://127.0.0.1:{port}")
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            yield client
-    finally:
-        server.should_exit = True
-        await task
-
-
-@pytest.fixture
-async def api(pg_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    await seed(pg_url)
-    async with serving(pg_url, api_rate_limit_burst=1000) as client:
-        yield client
 
 
 async def test_authentication_and_scopes(api: httpx.AsyncClient) -> None:
@@ -262,73 +170,6 @@ async def test_rate_limit_answers_429_with_headers(pg_url: str) -> None:
     assert responses[0].headers["ratelimit-limit"] == "3"
     assert responses[3].status_code == 429 and int(responses[3].headers["retry-after"]) >= 1
     assert responses[3].headers["content-type"] == "application/problem+json"
-
-
-async def test_change_feed_pages_in_order_and_holds_its_cursor_when_idle(
-    api: httpx.AsyncClient, pg_url: str
-) -> None:
-    seen: list[str] = []
-    cursor = None
-    for _ in range(20):
-        params = {"limit": 7, **({"cursor": cursor} if cursor else {})}
-        page = (await api.get("/v1/changes", params=params, headers=READ)).json()
-        seen += [item["event_id"] for item in page["items"]]
-        if not page["items"]:
-            assert page["next_cursor"] == cursor
-            break
-        cursor = page["next_cursor"]
-    engine = db.create_engine(url=pg_url)
-    async with engine.connect() as connection:
-        expected = (
-            (await connection.execute(select(account_transitions.c.event_id))).scalars().all()
-        )
-    await engine.dispose()
-    assert sorted(seen) == sorted(expected) and len(seen) == len(set(seen)) == len(expected)
-    bad = await api.get("/v1/changes", params={"cursor": "abc"}, headers=READ)
-    assert bad.status_code == 400 and bad.json()["field"] == "cursor"
-
-
-async def test_stream_pushes_new_changes_and_resumes_from_last_event_id(
-    api: httpx.AsyncClient, pg_url: str
-) -> None:
-    async def next_event(lines: AsyncIterator[str]) -> tuple[str, str]:
-        event_id = ""
-        async for line in lines:
-            if line.startswith("id: "):
-                event_id = line[4:]
-            elif line.startswith("data: "):
-                return event_id, json.loads(line[6:])["event_id"]
-        raise AssertionError("stream ended")
-
-    async with api.stream("GET", "/v1/stream", headers=READ, timeout=10) as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        lines = response.aiter_lines()
-        await record(pg_url, "live-1")
-        first_id, first = await asyncio.wait_for(next_event(lines), 5)
-        await record(pg_url, "live-2")
-        assert (await asyncio.wait_for(next_event(lines), 5))[1] == "live-2"
-    assert first == "live-1"  # only what happened after subscribing
-    resumed_headers = {**READ, "Last-Event-ID": first_id}
-    async with api.stream("GET", "/v1/stream", headers=resumed_headers, timeout=10) as response:
-        assert (await asyncio.wait_for(next_event(response.aiter_lines()), 5))[1] == "live-2"
-
-
-async def record(url: str, event_id: str) -> None:
-    change = StageChanged(
-        event_id=event_id,
-        occurred_at=T0,
-        received_at=T0,
-        account="acct01.com",
-        source="funnel",
-        from_stage="engaged",
-        to_stage="opportunity",
-        rule="opportunity_opened",
-        config_version="v",
-    )
-    engine = db.create_engine(url=url)
-    async with db.create_sessionmaker(engine)() as session, session.begin():
-        await record_changes(session, [change])
-    await engine.dispose()
 
 
 async def test_a_customer_surging_on_a_competitor_is_a_churn_risk(

@@ -12,8 +12,8 @@ from schemas.events import decode_event
 from services.kit import db
 from services.kit.broker import EmbeddedBroker
 from services.kit.credentials import scopes_for_token, source_for_write_key, store_api_token
+from tests.api_server import serving
 from tests.harness import consume_all
-from tests.integration.test_api_http import serving
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from services.kit.broker import free_port
 from services.kit.changes import record_changes
 from services.kit.credentials import store_api_token
 from services.kit.runner import quiet_server
+from tests.api_server import serving
 from tests.harness import wait_until_listening
-from tests.integration.test_api_http import serving
 
 pytestmark = pytest.mark.integration
 

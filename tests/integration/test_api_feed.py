@@ -1,0 +1,86 @@
+"""The change feed and the SSE stream over real HTTP on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from schemas.events import StageChanged
+from services.kit import db
+from services.kit.changes import record_changes
+from services.kit.tables import account_transitions
+from tests.api_server import READ, T0
+
+pytestmark = pytest.mark.integration
+
+
+async def test_change_feed_pages_in_order_and_holds_its_cursor_when_idle(
+    api: httpx.AsyncClient, pg_url: str
+) -> None:
+    seen: list[str] = []
+    cursor = None
+    for _ in range(20):
+        params = {"limit": 7, **({"cursor": cursor} if cursor else {})}
+        page = (await api.get("/v1/changes", params=params, headers=READ)).json()
+        seen += [item["event_id"] for item in page["items"]]
+        if not page["items"]:
+            assert page["next_cursor"] == cursor
+            break
+        cursor = page["next_cursor"]
+    engine = db.create_engine(url=pg_url)
+    async with engine.connect() as connection:
+        expected = (
+            (await connection.execute(select(account_transitions.c.event_id))).scalars().all()
+        )
+    await engine.dispose()
+    assert sorted(seen) == sorted(expected) and len(seen) == len(set(seen)) == len(expected)
+    bad = await api.get("/v1/changes", params={"cursor": "abc"}, headers=READ)
+    assert bad.status_code == 400 and bad.json()["field"] == "cursor"
+
+
+async def test_stream_pushes_new_changes_and_resumes_from_last_event_id(
+    api: httpx.AsyncClient, pg_url: str
+) -> None:
+    async def next_event(lines: AsyncIterator[str]) -> tuple[str, str]:
+        event_id = ""
+        async for line in lines:
+            if line.startswith("id: "):
+                event_id = line[4:]
+            elif line.startswith("data: "):
+                return event_id, json.loads(line[6:])["event_id"]
+        raise AssertionError("stream ended")
+
+    async with api.stream("GET", "/v1/stream", headers=READ, timeout=10) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = response.aiter_lines()
+        await record(pg_url, "live-1")
+        first_id, first = await asyncio.wait_for(next_event(lines), 5)
+        await record(pg_url, "live-2")
+        assert (await asyncio.wait_for(next_event(lines), 5))[1] == "live-2"
+    assert first == "live-1"  # only what happened after subscribing
+    resumed_headers = {**READ, "Last-Event-ID": first_id}
+    async with api.stream("GET", "/v1/stream", headers=resumed_headers, timeout=10) as response:
+        assert (await asyncio.wait_for(next_event(response.aiter_lines()), 5))[1] == "live-2"
+
+
+async def record(url: str, event_id: str) -> None:
+    change = StageChanged(
+        event_id=event_id,
+        occurred_at=T0,
+        received_at=T0,
+        account="acct01.com",
+        source="funnel",
+        from_stage="engaged",
+        to_stage="opportunity",
+        rule="opportunity_opened",
+        config_version="v",
+    )
+    engine = db.create_engine(url=url)
+    async with db.create_sessionmaker(engine)() as session, session.begin():
+        await record_changes(session, [change])
+    await engine.dispose()
