@@ -47,7 +47,7 @@ async def get_account(
     if_none_match: Annotated[str | None, Header(max_length=1000)] = None,
 ) -> AccountDetail | Response:
     key = _domain(domain)
-    async with request.state.api.sessions() as session:
+    async with request.state.api.engine.connect() as session:
         version = await queries.account_version(session, key)
         if version is None:
             raise NotFound(f"no account {key!r}")
@@ -59,8 +59,7 @@ async def get_account(
         if row is None:
             raise NotFound(f"no account {key!r}")
         surges = await queries.active_surges(session, key)
-        stages = await queries.transitions(session, key, "stage")
-        tiers = await queries.transitions(session, key, "tier")
+        history = await queries.transitions(session, key)
     state: dict[str, Any] = row.pop("state")
     active = [ActiveSurge(**s) for s in surges]
     return AccountDetail(
@@ -72,8 +71,8 @@ async def get_account(
         activity={k: int(v) for k, v in state.get("counters", {}).items()},
         stage_rule=state.get("stage_rule"),
         surges=active,
-        stage_history=[_stage_transition(t) for t in stages],
-        tier_history=[_tier_transition(t) for t in tiers],
+        stage_history=[_stage_transition(t) for t in history if t["kind"] == "stage"],
+        tier_history=[_tier_transition(t) for t in history if t["kind"] == "tier"],
         last_activity_by_channel=state.get("last_activity_by_channel", {}),
     )
 

@@ -17,10 +17,13 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.api.listing import AccountFilter, Keyset
 from services.kit.tables import account_events, account_transitions, accounts, surges
+
+# The account detail reads through a Core connection (cheaper per query than a session).
+Reader = AsyncSession | AsyncConnection
 
 _active_surge = exists().where(
     and_(surges.c.account == accounts.c.domain, surges.c.ended_at.is_(None))
@@ -32,7 +35,7 @@ SUMMARY_COLUMNS = (
 )  # fmt: skip
 
 
-async def account(session: AsyncSession, domain: str) -> dict[str, Any] | None:
+async def account(session: Reader, domain: str) -> dict[str, Any] | None:
     row = (
         await session.execute(
             select(*SUMMARY_COLUMNS, accounts.c.state).where(accounts.c.domain == domain)
@@ -41,7 +44,7 @@ async def account(session: AsyncSession, domain: str) -> dict[str, Any] | None:
     return None if row is None else dict(row._mapping)
 
 
-async def account_version(session: AsyncSession, domain: str) -> tuple[Any, ...] | None:
+async def account_version(session: Reader, domain: str) -> tuple[Any, ...] | None:
     """What the account's detail depends on, cheaply: the state's write revision (every
     funnel write, transitions included, draws a new one) and its surges' summary."""
 
@@ -62,7 +65,7 @@ async def account_version(session: AsyncSession, domain: str) -> tuple[Any, ...]
     return None if row is None else tuple(row)
 
 
-async def active_surges(session: AsyncSession, domain: str) -> list[dict[str, Any]]:
+async def active_surges(session: Reader, domain: str) -> list[dict[str, Any]]:
     rows = await session.execute(
         select(surges)
         .where(surges.c.account == domain)
@@ -72,11 +75,11 @@ async def active_surges(session: AsyncSession, domain: str) -> list[dict[str, An
     return [dict(r._mapping) for r in rows]
 
 
-async def transitions(session: AsyncSession, domain: str, kind: str) -> list[dict[str, Any]]:
+async def transitions(session: Reader, domain: str) -> list[dict[str, Any]]:
+    """Stage and tier history together, oldest first (the caller splits by ``kind``)."""
     rows = await session.execute(
         select(account_transitions)
         .where(account_transitions.c.domain == domain)
-        .where(account_transitions.c.kind == kind)
         .order_by(account_transitions.c.occurred_at, account_transitions.c.event_id)
     )
     return [dict(r._mapping) for r in rows]
