@@ -112,6 +112,15 @@ def _simulate(args: argparse.Namespace) -> None:
     )
 
 
+def _icp_suggest(args: argparse.Namespace) -> None:
+    from services.funnel.icp_cli import run_icp_suggest
+    from services.funnel.icp_suggest import Thresholds
+    from services.kit.settings import CommonSettings
+
+    thresholds = Thresholds(min_support=args.min_support, min_lift=args.min_lift)
+    run_icp_suggest(CommonSettings(), args.out, thresholds)
+
+
 def _schemas(args: argparse.Namespace) -> int:
     from schemas.export import JSON_DIR, export, render, schema_documents
 
@@ -164,6 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="cap the sending rate (default: as fast as ingest accepts)",
     )
     simulate.set_defaults(handler=_simulate)
+    icp = commands.add_parser("icp", help="ideal customer profile tools")
+    icp_commands = icp.add_subparsers(dest="icp_command", required=True, metavar="ACTION")
+    suggest = icp_commands.add_parser(
+        "suggest", help="propose ICP criteria from the accounts that renewed at least once"
+    )
+    suggest.add_argument("--out", type=Path, default=Path("icp-suggested.json"))
+    suggest.add_argument("--min-support", type=float, default=0.2)
+    suggest.add_argument("--min-lift", type=float, default=1.3)
+    suggest.set_defaults(handler=_icp_suggest)
     schemas = commands.add_parser("schemas", help="export the event JSON Schemas")
     schemas.add_argument("--check", action="store_true", help="fail if the files are stale")
     schemas.set_defaults(handler=_schemas)
