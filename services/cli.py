@@ -121,6 +121,13 @@ def _icp_suggest(args: argparse.Namespace) -> None:
     run_icp_suggest(CommonSettings(), args.out, thresholds)
 
 
+def _replay(args: argparse.Namespace) -> None:
+    from services.funnel.replay_cli import run_replay
+    from services.kit.settings import CommonSettings
+
+    run_replay(CommonSettings(), args.events, args.config, args.out, args.compare)
+
+
 def _schemas(args: argparse.Namespace) -> int:
     from schemas.export import JSON_DIR, export, render, schema_documents
 
@@ -182,6 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("--min-support", type=float, default=0.2)
     suggest.add_argument("--min-lift", type=float, default=1.3)
     suggest.set_defaults(handler=_icp_suggest)
+    replay = commands.add_parser(
+        "replay", help="rebuild the funnel from history under a configuration; compare with live"
+    )
+    replay.add_argument("--events", type=Path, help="a JSON-lines event file (default: the topics)")
+    replay.add_argument("--config", type=Path, help="a funnel configuration to back-test")
+    replay.add_argument("--out", type=Path, help="write the replayed states (JSON lines)")
+    replay.add_argument("--compare", action="store_true", help="diff stages and tiers with live")
+    replay.set_defaults(handler=_replay)
     schemas = commands.add_parser("schemas", help="export the event JSON Schemas")
     schemas.add_argument("--check", action="store_true", help="fail if the files are stale")
     schemas.set_defaults(handler=_schemas)
