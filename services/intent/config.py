@@ -45,7 +45,7 @@ class IntentConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    detector_version: str = Field(default="nb-seasonal-2", min_length=1, max_length=256)
+    detector_version: str = Field(default="nb-seasonal-3", min_length=1, max_length=256)
     surge_threshold: float = Field(default=60, gt=0, le=100)
     end_threshold: float = Field(default=40, ge=0, le=100, description="Hysteresis.")
     bucket_minutes: int = Field(default=60, gt=0, le=MINUTES_PER_DAY)

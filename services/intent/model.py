@@ -1,6 +1,6 @@
 r"""The surge model of one count series: the hot path, plain floats, no pydantic.
 
-One call per closed bucket, O(1) time and an 11-number state. Pure: no clock, no I/O.
+One call per closed bucket, O(1) time and a 13-number state. Pure: no clock, no I/O.
 
 Baseline (robust, seasonal, multiplicative)
     The expected count of the bucket starting at minute ``m`` is
@@ -27,6 +27,17 @@ Count-appropriate tail
     with ``k = 1/phi`` and a half-count continuity correction, and
     ``surprise = -log10 P`` (decades of improbability).
 
+Onset evidence over one and two buckets
+    A surge is a sustained rise, and its first bucket often holds only part of it (the
+    surge starts inside the bucket). Besides the bucket alone, the pair (previous bucket +
+    this one) is tested against its own predictive distribution: mean ``mu_prev + mu``,
+    variance ``2 max(var, mu)`` (two buckets, independent given the baseline). The previous
+    bucket enters winsorised (as it entered the baseline), so one isolated spike cannot
+    fire the pair test on the bucket after it: the pair only adds evidence when both
+    buckets are high. The evidence is the larger of the two surprises, the pair's charged
+    ``log10 2`` decades (its p-value doubled, Bonferroni: the bucket test is the primary
+    one, the pair is the added look at the same data).
+
 Relative to past surprises
     A series whose tail is heavier than any NB (news, launches) keeps producing big
     surprises. ``ref`` is a decaying maximum of past surprises (half-life
@@ -51,10 +62,15 @@ TAU = 2.0 * math.pi
 LN10 = math.log(10.0)
 SQRT2 = math.sqrt(2.0)
 
-# level, var, c0..c5, ref, hold (buckets left), n (buckets seen)
-State = tuple[float, float, float, float, float, float, float, float, float, float, float]
-EMPTY: State = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-_PACK = struct.Struct("<9dII")
+# level, var, c0..c5, ref, hold (buckets left), n (buckets seen),
+# prev (the previous bucket's winsorised count), prev_mu (its expectation)
+State = tuple[
+    float, float, float, float, float, float, float, float, float, float, float, float, float
+]
+EMPTY: State = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+_PACK = struct.Struct("<9dII2d")
+_PACK_V2 = struct.Struct("<9dII")  # nb-seasonal-2, without the previous bucket
+PAIR_CHARGE = math.log10(2.0)  # decades: Bonferroni for the added two-bucket test
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +151,22 @@ def surprise(x: float, mu: float, var: float) -> float:
     return (z * z / 2.0 + math.log(z * math.sqrt(TAU))) / LN10  # Mills ratio asymptote
 
 
+def evidence(x: float, mu: float, var: float, prev: float, prev_mu: float) -> float:
+    """Decades of surprise of the bucket alone or of the pair with the previous bucket.
+
+    ``var`` is the bucket's variance (at least ``mu``); the pair's test is charged
+    ``PAIR_CHARGE``. 0 when neither count is above its expectation.
+    """
+    single = surprise(x, mu, var) if x > mu else 0.0
+    if prev <= prev_mu:  # the pair's excess is at most the bucket's, its spread wider
+        return single
+    total, total_mu = x + prev, mu + prev_mu
+    if total <= total_mu:
+        return single
+    pair = surprise(total, total_mu, 2.0 * var) - PAIR_CHARGE
+    return pair if pair > single else single
+
+
 def expected(p: Params, s: State, minute: int) -> tuple[float, float, tuple[float, ...]]:
     """``(mu, season, basis)`` of the bucket starting at ``minute``."""
     bs = basis(minute + p.bucket_minutes // 2)
@@ -153,7 +185,7 @@ def score_of(p: Params, s: State, x: float, minute: int, lift: float = 1.0) -> f
         return 0.0
     mu, _, _ = expected(p, s, minute)
     mu *= lift
-    raw = surprise(x, mu, max(s[1] * lift * lift, mu))
+    raw = evidence(x, mu, max(s[1] * lift * lift, mu), s[11], s[12] * lift)
     ref = s[8]
     if ref > p.reference:
         raw /= math.sqrt(ref / p.reference)
@@ -165,12 +197,16 @@ def step(p: Params, s: State, x: float, minute: int, lift: float = 1.0) -> tuple
 
     The onset score is the bucket's score, or 0 while the series is refractory.
     """
-    level, var, c0, c1, c2, c3, c4, c5, ref, hold, n = s
-    if n == 0.0:  # the first bucket only sets the level
-        return (x, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0), 0.0
+    level, var, c0, c1, c2, c3, c4, c5, ref, hold, n, prev, prev_mu = s
+    if n == 0.0:  # the first bucket only sets the level (and is its own expectation)
+        return (x, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, x, x), 0.0
     mu, season, bs = expected(p, s, minute)
     sd2 = var if var > mu else mu
-    raw = surprise(x, mu * lift, max(var * lift * lift, mu * lift)) if x > mu else 0.0
+    if lift == 1.0:
+        raw = evidence(x, mu, sd2, prev, prev_mu)
+    else:
+        ml = mu * lift
+        raw = evidence(x, ml, max(var * lift * lift, ml), prev, prev_mu * lift)
     ref *= p.ref_decay
     adjusted = raw / math.sqrt(ref / p.reference) if ref > p.reference else raw
     score = 100.0 * (1.0 - math.exp(-adjusted / p.score_scale)) if adjusted else 0.0
@@ -189,7 +225,7 @@ def step(p: Params, s: State, x: float, minute: int, lift: float = 1.0) -> tuple
     else:
         onset = score
         hold = float(p.refractory) if score >= p.alert else 0.0
-    return (level, var, c0, c1, c2, c3, c4, c5, ref, hold, n + 1.0), onset
+    return (level, var, c0, c1, c2, c3, c4, c5, ref, hold, n + 1.0, xc, mu), onset
 
 
 def skip(p: Params, s: State, minute: int, buckets: int) -> State:
@@ -206,7 +242,7 @@ def skip(p: Params, s: State, minute: int, buckets: int) -> State:
     rest = buckets - stepped
     if rest <= 0:
         return s
-    level, var, c0, c1, c2, c3, c4, c5, ref, hold, n = s
+    level, var, c0, c1, c2, c3, c4, c5, ref, hold, n, _, prev_mu = s
     return (
         level * (1.0 - p.a) ** rest,
         var * (1.0 - p.b) ** rest,
@@ -214,19 +250,25 @@ def skip(p: Params, s: State, minute: int, buckets: int) -> State:
         ref * p.ref_decay**rest,
         max(hold - rest, 0.0),
         n + rest,
+        0.0,
+        prev_mu * (1.0 - p.a) ** rest,
     )  # fmt: skip
 
 
 def silent(buckets: float) -> State:
     """A series watched for ``buckets`` buckets that were all empty."""
-    return (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, float(buckets))
+    return (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, float(buckets), 0.0, 0.0)
 
 
 def pack(s: State) -> bytes:
-    """80 bytes: nine float64 and two uint32 (hold and n)."""
-    return _PACK.pack(*s[:9], int(s[9]), min(int(s[10]), 2**32 - 1))
+    """96 bytes: nine float64, two uint32 (hold and n), two float64 (the previous bucket)."""
+    return _PACK.pack(*s[:9], int(s[9]), min(int(s[10]), 2**32 - 1), s[11], s[12])
 
 
 def unpack(data: bytes) -> State:
+    """A packed state; an 80-byte nb-seasonal-2 state restores with no previous bucket."""
+    if len(data) == _PACK_V2.size:
+        old = _PACK_V2.unpack(data)
+        return (*old[:9], float(old[9]), float(old[10]), 0.0, 0.0)
     v = _PACK.unpack(data)
-    return (*v[:9], float(v[9]), float(v[10]))
+    return (*v[:9], float(v[9]), float(v[10]), v[11], v[12])

@@ -14,7 +14,7 @@ def test_defaults() -> None:
     config = load_intent_config(None)
     assert config == IntentConfig()
     assert (config.surge_threshold, config.end_threshold) == (60, 40)
-    assert config.detector_version == "nb-seasonal-2"
+    assert config.detector_version == "nb-seasonal-3"
     assert config.web_topic == "web"
     assert config.url_topics["/vs/"] == config.url_topics["/compare"] == "competitors"
     assert config.competitor_topics == {"competitors"}

@@ -152,7 +152,8 @@ def test_state_is_small() -> None:
         at = T0 + timedelta(hours=i // 7, minutes=i)
         state, _ = observe(state, at, 1.7, event_id, CONFIG)
     assert len(state.triggers) == CONFIG.max_trigger_ids
-    assert len(state.to_json().encode()) <= 330  # three 36-character ids included
+    # three 36-character ids included; the packed model state is 96 bytes (128 base64)
+    assert len(state.to_json().encode()) <= 350
     idle = state.model_copy(update={"triggers": ()})
     assert len(idle.to_json().encode()) <= 256
 

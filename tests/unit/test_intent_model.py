@@ -112,5 +112,53 @@ def test_pack_round_trips_exactly() -> None:
     for hour in range(40):
         state, _ = model.step(P60, state, float(hour % 7), MIDNIGHT + hour * 60)
     packed = model.pack(state)
-    assert len(packed) == 80
+    assert len(packed) == 96
     assert model.unpack(packed) == state
+
+
+def test_an_nb_seasonal_2_state_restores_without_a_previous_bucket() -> None:
+    state = model.EMPTY
+    for hour in range(40):
+        state, _ = model.step(P60, state, float(hour % 7), MIDNIGHT + hour * 60)
+    old = model._PACK_V2.pack(*state[:9], int(state[9]), int(state[10]))
+    assert len(old) == 80
+    assert model.unpack(old) == (*state[:11], 0.0, 0.0)
+
+
+def steady(count: float, hours: int = 24 * 7) -> model.State:
+    state = model.EMPTY
+    for hour in range(hours):
+        state, _ = model.step(P60, state, count, MIDNIGHT + hour * 60)
+    return state
+
+
+def test_a_sustained_rise_adds_evidence_over_two_buckets() -> None:
+    state, at = steady(10.0), MIDNIGHT + 24 * 7 * 60
+    after_quiet, _ = model.step(P60, state, 10.0, at)
+    after_high, _ = model.step(P60, state, 22.0, at)
+    alone = model.score_of(P60, after_quiet, 22.0, at + 60)
+    second = model.score_of(P60, after_high, 22.0, at + 60)
+    assert second > alone > 0.0
+    mu, _, _ = model.expected(P60, after_high, at + 60)
+    var = max(after_high[1], mu)
+    pair = model.surprise(22.0 + after_high[11], mu + after_high[12], 2 * var)
+    assert model.evidence(22.0, mu, var, after_high[11], after_high[12]) == pytest.approx(
+        pair - model.PAIR_CHARGE
+    )
+
+
+def test_an_isolated_spike_does_not_fire_the_bucket_after_it() -> None:
+    state, at = steady(10.0), MIDNIGHT + 24 * 7 * 60
+    spiked, onset = model.step(P60, state, 1000.0, at)
+    assert onset >= 60
+    assert spiked[11] < 10.0 + P60.clip * math.sqrt(max(state[1], 10.0)) + 1e-9  # winsorised
+    fresh = (*spiked[:9], 0.0, *spiked[10:])  # as if not refractory
+    assert model.score_of(P60, fresh, 10.0, at + 60) < 20.0
+
+
+def test_the_pair_is_charged_for_the_extra_look() -> None:
+    # previous bucket exactly at its expectation: the pair carries no more evidence
+    # than the bucket alone, so the bucket's own surprise decides
+    single = model.surprise(30.0, 10.0, 10.0)
+    assert model.evidence(30.0, 10.0, 10.0, 10.0, 10.0) == single
+    assert model.evidence(5.0, 10.0, 10.0, 10.0, 10.0) == 0.0
