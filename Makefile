@@ -9,7 +9,7 @@ PROMETHEUS_BIN := $(shell command -v promtool 2>/dev/null)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint format bench postgres prometheus schemas clean wrk
+.PHONY: help install run test test-fast lint format bench postgres prometheus chromium schemas clean wrk
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -39,7 +39,12 @@ endif
 run: install ## Start everything on the embedded defaults and simulate 50 accounts
 	$(BIN)/abm up --simulate 50
 
-test: install postgres prometheus ## Run the whole suite on the real broker and real PostgreSQL
+chromium: ## Install Debian's Chromium if missing (the tag's browser test drives it)
+	@test -x /usr/bin/chromium || { echo "installing Chromium (Debian package chromium)"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install postgres prometheus chromium ## Run the whole suite on the real broker, PostgreSQL, Prometheus and Chromium
 	$(BIN)/pytest
 
 test-fast: install ## Unit tests only (no broker, no database)

@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.api.listing import AccountFilter, Keyset
-from services.kit.tables import account_events, account_transitions, accounts, surges
+from services.kit.tables import UtcDateTime, account_events, account_transitions, accounts, surges
 
 # The account detail reads through a Core connection (cheaper per query than a session).
 Reader = AsyncSession | AsyncConnection
@@ -193,7 +193,8 @@ async def stage_moves(
         moves.from_value,
         moves.to_value,
         moves.occurred_at,
-        func.lead(moves.occurred_at)
+        # typed, or SQLite hands the window function's value back as text
+        func.lead(moves.occurred_at, type_=UtcDateTime())
         .over(partition_by=moves.domain, order_by=ordering)
         .label("left_at"),
     ).where(moves.kind == "stage")

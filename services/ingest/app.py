@@ -12,7 +12,9 @@ from services.ingest.observe import start_series
 from services.ingest.publishing import Publisher
 from services.ingest.routes import Problem, problem_response, router
 from services.ingest.settings import IngestSettings
+from services.ingest.snowplow_routes import router as snowplow_router
 from services.ingest.state import IngestState
+from services.ingest.tag_routes import router as tag_router
 from services.ingest.write_keys import WriteKeys
 from services.kit import db, kafka, metrics
 from services.kit.health import database_problems, health_router
@@ -57,10 +59,12 @@ def create_app(settings: IngestSettings) -> FastAPI:
     app = FastAPI(
         title="abm-stream ingest",
         version="1",
-        description="Collection: Segment-compatible HTTP API and the tracking pixel.",
+        description="Collection: Segment HTTP API, Snowplow tracker protocol, pixel and tag.",
         lifespan=lifespan,
     )
+    app.include_router(tag_router)  # before /v1/{call}, which would shadow /v1/t
     app.include_router(router)
+    app.include_router(snowplow_router)
     app.include_router(health_router(readiness))
     app.add_exception_handler(Problem, _problem_handler)  # type: ignore[arg-type]
     app.add_middleware(TimingMiddleware, histogram=metrics.INGEST_REQUEST_SECONDS, with_status=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +12,8 @@ from services.ingest.errors import RejectedMessage
 from services.ingest.identity import VisitorAccounts
 from services.ingest.segment import Received, to_event
 from services.kit import metrics
+
+Translate = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 
 @dataclass
@@ -28,13 +30,18 @@ def collect(
     received: Received,
     visitors: VisitorAccounts,
     max_event_bytes: int,
+    translate: Translate | None = None,
 ) -> Collected:
-    """Map every message; a bad one is rejected alone, never the whole batch."""
+    """Map every message; a bad one is rejected alone, never the whole batch.
+
+    ``translate`` turns another protocol's payload into a Segment message first (Snowplow);
+    a rejection then dead-letters the payload as it was received.
+    """
     result = Collected()
     seen: set[str] = set()
     for index, message in enumerate(messages):
         try:
-            event = _one(message, received, visitors, max_event_bytes)
+            event = _one(message, received, visitors, max_event_bytes, translate)
         except RejectedMessage as rejection:
             _reject(result, index, message, rejection, received.source)
             continue
@@ -52,13 +59,18 @@ def collect(
 
 
 def _one(
-    message: Any, received: Received, visitors: VisitorAccounts, max_event_bytes: int
+    message: Any,
+    received: Received,
+    visitors: VisitorAccounts,
+    max_event_bytes: int,
+    translate: Translate | None,
 ) -> InboundEvent | None:
     if not isinstance(message, Mapping):
         raise RejectedMessage("message", "must be a JSON object")
     if len(json.dumps(message, default=str)) > max_event_bytes:
         raise RejectedMessage("message", f"larger than {max_event_bytes // 1024} KB")
-    return to_event(message, received, visitors.get)
+    segment_message = translate(message) if translate else message
+    return to_event(segment_message, received, visitors.get)
 
 
 def _remember_visitor(event: InboundEvent, visitors: VisitorAccounts) -> None:
@@ -69,7 +81,9 @@ def _remember_visitor(event: InboundEvent, visitors: VisitorAccounts) -> None:
 def _reject(
     result: Collected, index: int, message: Any, rejection: RejectedMessage, source: str
 ) -> None:
-    message_id = message.get("messageId") if isinstance(message, Mapping) else None
+    message_id = None
+    if isinstance(message, Mapping):
+        message_id = message.get("messageId") or message.get("eid")
     result.rejected.append(
         {
             "index": index,

@@ -8,6 +8,7 @@ import json
 import uuid
 import zlib
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
@@ -42,6 +43,14 @@ class BatchAccepted(BaseModel):
     rejected: list[Rejection] = Field(default_factory=list)
 
 
+class SingleCall(StrEnum):
+    TRACK = "track"
+    PAGE = "page"
+    IDENTIFY = "identify"
+    GROUP = "group"
+    ALIAS = "alias"
+
+
 class Problem(Exception):
     def __init__(self, status: int, field: str, reason: str, headers: dict[str, str] | None = None):
         super().__init__(reason)
@@ -61,20 +70,66 @@ async def post_batch(
     x_request_id: Annotated[str | None, Header(max_length=128)] = None,
 ) -> BatchAccepted:
     state: IngestState = request.state.ingest
-    body = await _json_body(request, state.settings.ingest_max_batch_bytes)
+    body = await json_body(request, state.settings.ingest_max_batch_bytes)
     messages = body.get("batch")
     if not isinstance(messages, list):
         raise Problem(400, "batch", "must be a list of messages")
     if len(messages) > state.settings.ingest_max_batch_events:
         raise Problem(413, "batch", f"more than {state.settings.ingest_max_batch_events} events")
-    source = await _authenticate(state, authorization, body)
+    collected = await _collect(state, authorization, body, messages)
+    return await accepted(state, response, collected, x_request_id)
+
+
+@router.post(
+    "/v1/{call}",
+    response_model=BatchAccepted,
+    summary="Segment HTTP Tracking API single call (track, page, identify, group, alias)",
+    responses={400: {}, 401: {}, 404: {}, 413: {}, 503: {}},
+)
+async def post_single(
+    call: SingleCall,
+    request: Request,
+    response: Response,
+    authorization: Annotated[str | None, Header()] = None,
+    x_request_id: Annotated[str | None, Header(max_length=128)] = None,
+) -> BatchAccepted:
+    """The whole body is one message, so a rejected message is a 400 with its reason."""
+    state: IngestState = request.state.ingest
+    body = await json_body(request, state.settings.ingest_max_event_bytes)
+    collected = await collect_single(state, authorization, body, call.value)
+    return await accepted(state, response, collected, x_request_id)
+
+
+async def collect_single(
+    state: IngestState, authorization: str | None, body: dict[str, Any], call: str
+) -> Collected:
+    """One Segment call as the whole body; its rejection is the request's 400."""
+    message = {**body, "type": body.get("type") or call}
+    if message["type"] != call:
+        raise Problem(400, "type", f"{str(message['type'])[:32]!r} sent to /v1/{call}")
+    collected = await _collect(state, authorization, body, [message])
+    if collected.rejected:
+        [rejection] = collected.rejected
+        raise Problem(400, rejection["field"], rejection["reason"])
+    return collected
+
+
+async def _collect(
+    state: IngestState, authorization: str | None, body: dict[str, Any], messages: list[Any]
+) -> Collected:
+    source = await authenticate(state, authorization, body)
     received = Received(
         at=datetime.now(UTC), source=source, sent_at=_sent_at(body), context=_context(body)
     )
-    collected = collect(messages, received, state.visitors, state.settings.ingest_max_event_bytes)
+    return collect(messages, received, state.visitors, state.settings.ingest_max_event_bytes)
+
+
+async def accepted(
+    state: IngestState, response: Response, collected: Collected, x_request_id: str | None
+) -> BatchAccepted:
     request_id = x_request_id or uuid.uuid4().hex
     response.headers["X-Request-ID"] = request_id
-    await _publish(state, collected, request_id)
+    await publish_collected(state, collected, request_id)
     return BatchAccepted(
         accepted=len(collected.events),
         ignored=collected.ignored,
@@ -86,7 +141,7 @@ async def post_batch(
 @router.get("/p.gif", summary="Tracking pixel: always a 1x1 GIF", response_class=Response)
 async def pixel(request: Request) -> Response:
     state: IngestState = request.state.ingest
-    query = dict(request.query_params)
+    query = {"ua": request.headers.get("user-agent", ""), **request.query_params}
     source = await state.write_keys.source(query.get("k", "")) if query.get("k") else None
     if source is None:
         metrics.INGEST_EVENTS.labels("page_viewed", "unauthenticated").inc()
@@ -95,11 +150,11 @@ async def pixel(request: Request) -> Response:
         collected = collect([pixel_message(query)], received, state.visitors, 4096)
         # A pixel cannot retry or read errors; a failure is counted in the metrics.
         with contextlib.suppress(Problem):
-            await _publish(state, collected, uuid.uuid4().hex)
+            await publish_collected(state, collected, uuid.uuid4().hex)
     return Response(GIF, media_type="image/gif", headers=NO_CACHE)
 
 
-async def _publish(state: IngestState, collected: Collected, request_id: str) -> None:
+async def publish_collected(state: IngestState, collected: Collected, request_id: str) -> None:
     try:
         await state.publisher.publish(collected.events, collected.dead)
     except BrokerUnavailable as error:
@@ -110,7 +165,7 @@ async def _publish(state: IngestState, collected: Collected, request_id: str) ->
     observe_published(collected, request_id)
 
 
-async def _authenticate(state: IngestState, authorization: str | None, body: dict[str, Any]) -> str:
+async def authenticate(state: IngestState, authorization: str | None, body: dict[str, Any]) -> str:
     key = key_from_basic_auth(authorization) or body.get("writeKey")
     if not isinstance(key, str) or not key:
         raise Problem(401, "writeKey", "missing: send HTTP Basic auth with the write key")
@@ -120,7 +175,7 @@ async def _authenticate(state: IngestState, authorization: str | None, body: dic
     return source
 
 
-async def _json_body(request: Request, max_bytes: int) -> dict[str, Any]:
+async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
     raw = await _bounded_body(request, max_bytes)
     if request.headers.get("content-encoding", "").lower() == "gzip":
         raw = _gunzip(raw, max_bytes)

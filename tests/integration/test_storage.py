@@ -77,10 +77,17 @@ async def test_applied_ids_and_the_outbox_round_trip(session: AsyncSession) -> N
 
 
 async def test_funnel_state_and_history_round_trip(session: AsyncSession) -> None:
-    upsert = AccountUpserted(event_id="u1", occurred_at=T0, received_at=T0,
-                             account="acme.com", source="crm", target=True)  # fmt: skip
-    visit = PageViewed(event_id="p1", occurred_at=T0, received_at=T0, account="acme.com",
-                       source="web", url="https://v.io/pricing")  # fmt: skip
+    upsert = AccountUpserted(
+        event_id="u1", occurred_at=T0, received_at=T0, account="acme.com", source="crm", target=True
+    )
+    visit = PageViewed(
+        event_id="p1",
+        occurred_at=T0,
+        received_at=T0,
+        account="acme.com",
+        source="web",
+        url="https://v.io/pricing",
+    )
     states, changes = apply_events({}, [upsert, visit], FunnelConfig())
     mine = StateCache(10)
     async with session.begin():
@@ -102,11 +109,24 @@ async def test_funnel_state_and_history_round_trip(session: AsyncSession) -> Non
 
 
 async def test_intent_series_and_surges_round_trip(session: AsyncSession) -> None:
-    visit = PageViewed(event_id="p1", occurred_at=T0, received_at=T0, account="acme.com",
-                       source="web", url="https://v.io/pricing")  # fmt: skip
+    visit = PageViewed(
+        event_id="p1",
+        occurred_at=T0,
+        received_at=T0,
+        account="acme.com",
+        source="web",
+        url="https://v.io/pricing",
+    )
     states, _ = apply_intent({}, [visit], IntentConfig())
-    common = {"account": "acme.com", "source": "intent", "topic": "pricing", "score": 80.0,
-              "baseline": 1.0, "observed": 9.0, "detector_version": "t"}  # fmt: skip
+    common = {
+        "account": "acme.com",
+        "source": "intent",
+        "topic": "pricing",
+        "score": 80.0,
+        "baseline": 1.0,
+        "observed": 9.0,
+        "detector_version": "t",
+    }
     started = SurgeStarted(event_id="s1", occurred_at=T0, received_at=T0, **common)
     ended = SurgeEnded(event_id="s2", occurred_at=T0, received_at=T0, **common)
     async with session.begin():
@@ -126,3 +146,28 @@ async def test_credentials_are_hashed_and_revocable(session: AsyncSession) -> No
         assert await credentials.scopes_for_token(session, "tok") == {"read", "write", "admin"}
     with pytest.raises(ValueError, match="unknown scopes"):
         await credentials.store_api_token(session, "t2", "x", frozenset({"root"}))
+
+
+async def test_stage_history_reads_back_as_datetimes_on_both_backends(
+    session: AsyncSession,
+) -> None:
+    from services.api.queries import stage_moves
+
+    upsert = AccountUpserted(
+        event_id="u1", occurred_at=T0, received_at=T0, account="acme.com", source="crm", target=True
+    )
+    visit = PageViewed(
+        event_id="p1",
+        occurred_at=T0.replace(hour=12),
+        received_at=T0,
+        account="acme.com",
+        source="web",
+        url="https://v.io/",
+    )
+    _, changes = apply_events({}, [upsert, visit], FunnelConfig())
+    async with session.begin():
+        await funnel_repository.record_transitions(session, changes)
+    async with session.begin():
+        moves = await stage_moves(session, None, None, None)
+    entered_target = next(m for m in moves if m[1] == "target")
+    assert entered_target[3] - entered_target[2] == T0.replace(hour=12) - T0  # datetimes, not text
