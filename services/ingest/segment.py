@@ -7,7 +7,6 @@ and an event claiming to be in the future is clamped to ``received_at``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.events import INBOUND_ADAPTER, InboundEvent
+from services.ingest.bots import is_bot
 from services.ingest.errors import RejectedMessage
 from services.ingest.identity import resolve_account
 
@@ -56,8 +56,6 @@ FIRMOGRAPHIC_TRAITS: Mapping[str, str] = {
     "target": "target",
 }
 
-_BOT = re.compile(r"bot|crawl|spider|slurp|headless|phantomjs|python-requests|curl/", re.I)
-
 
 @dataclass(frozen=True, slots=True)
 class Received:
@@ -90,7 +88,7 @@ def to_event(message: Mapping[str, Any], received: Received, known: Lookup) -> I
         "account": resolution.account,
         "anonymous_id": message.get("anonymousId") or message.get("userId"),
         "source": received.source,
-        "is_bot": bool(_BOT.search(str(context.get("userAgent") or ""))),
+        "is_bot": is_bot(str(context.get("userAgent") or "")),
     }
     return _validate(document)
 

@@ -134,3 +134,26 @@ def test_visitor_memory_is_bounded() -> None:
     for i in range(3):
         visitors.remember(f"v{i}", "acme.com")
     assert visitors.get("v0") is None and visitors.get("v2") == "acme.com"
+
+
+@pytest.mark.parametrize(
+    ("agent", "bot"),
+    [
+        (
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 HeadlessChrome/120.0 Safari/537.36",
+            True,
+        ),
+        ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", True),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0 Safari/537.36",
+            False,
+        ),
+        ("", False),
+    ],
+)
+def test_bots_are_tagged_not_dropped(agent: str, bot: bool) -> None:
+    message = msg(
+        "page", properties={"url": "/"}, context={"groupId": "acme.com", "userAgent": agent}
+    )
+    event = to_event(message, RECEIVED, nobody)
+    assert event is not None and event.is_bot is bot
