@@ -1,82 +1,13 @@
-"""Stage rules of the funnel's pure core: the walk, the moves back down, what is ignored."""
+"""Stage rules of the funnel's pure core: the walk forward, targeting, what is ignored."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any
-from uuid import uuid5
-
 import pytest
 
-from schemas.events import EVENT_ADAPTER, Event, Stage, StageChanged, TierChanged
-from services.funnel.config import FunnelConfig
-from services.funnel.outputs import FUNNEL_NAMESPACE
+from schemas.events import EVENT_ADAPTER, Stage, StageChanged
 from services.funnel.processing import apply_event, apply_events
-from services.funnel.state import MAX_CLOSED_OPPORTUNITIES, AccountState, ClosedOpportunity
-
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
-CONFIG = FunnelConfig()
-ICP_FIT: dict[str, Any] = {
-    "industry": "Software",
-    "country": "US",
-    "employees": 500,
-    "annual_revenue": 50_000_000,
-    "technologies": ["Salesforce"],
-    "funding": "Series B",
-    "customer_count": 1000,
-}
-
-
-def ev(type_: str, day: float, event_id: str | None = None, **fields: Any) -> Event:
-    """An event of ``type_`` for acme.com, ``day`` days after T0."""
-    at = T0 + timedelta(days=day)
-    data = {
-        "type": type_,
-        "event_id": event_id or f"{type_}@{day}",
-        "occurred_at": at,
-        "received_at": at + timedelta(seconds=1),
-        "account": "acme.com",
-        "source": "test",
-        **fields,
-    }
-    return EVENT_ADAPTER.validate_python(data)
-
-
-def run(
-    events: Sequence[Event], state: AccountState | None = None
-) -> tuple[AccountState | None, list[StageChanged | TierChanged]]:
-    outputs: list[StageChanged | TierChanged] = []
-    for event in events:
-        state, produced = apply_event(state, event, CONFIG)
-        outputs.extend(produced)
-    return state, outputs
-
-
-def moves(outputs: Sequence[StageChanged | TierChanged]) -> list[tuple[str | None, str]]:
-    """(to_stage, rule) of the StageChanged outputs."""
-    return [
-        (o.to_stage.value if o.to_stage else None, o.rule)
-        for o in outputs
-        if isinstance(o, StageChanged)
-    ]
-
-
-def expected_change(
-    cause: Event, from_stage: Stage | None, to_stage: Stage, rule: str
-) -> StageChanged:
-    return StageChanged(
-        event_id=str(uuid5(FUNNEL_NAMESPACE, f"{cause.event_id}:stage:{to_stage.value}")),
-        occurred_at=cause.occurred_at,
-        received_at=cause.received_at,
-        account="acme.com",
-        source="funnel",
-        from_stage=from_stage,
-        to_stage=to_stage,
-        rule=rule,
-        config_version="funnel-1",
-        cause_event_ids=[cause.event_id],
-    )
+from services.funnel.state import MAX_CLOSED_OPPORTUNITIES, ClosedOpportunity
+from tests.unit.funnel_scenarios import CONFIG, ICP_FIT, T0, ev, expected_change, moves, run
 
 
 def test_walk_through_all_six_stages() -> None:
@@ -129,110 +60,6 @@ def test_first_event_of_an_unknown_account_creates_a_non_target_state() -> None:
     assert state.tier is None
     assert state.counters.visits == 1
     assert outputs == []
-
-
-def test_engagement_lapses_back_to_target_past_the_window() -> None:
-    state, _ = run([ev("account_upserted", 0, **ICP_FIT), ev("page_viewed", 1, url="/")])
-    # Exactly 90 days after the last engagement: still within the window.
-    state, outputs = run([ev("intent_signal_received", 91, topic="crm")], state)
-    assert moves(outputs) == []
-    # 91 days after: lapsed, evaluated before the event is applied.
-    state, outputs = run([ev("intent_signal_received", 92, topic="crm")], state)
-    assert moves(outputs) == [("target", "engagement_lapsed")]
-    assert state is not None
-    assert state.stage is Stage.TARGET
-    # Engaging again moves it back up.
-    state, outputs = run([ev("chat_started", 93)], state)
-    assert moves(outputs) == [("engaged", "engaged")]
-
-
-def test_an_engagement_event_is_never_preceded_by_a_lapse() -> None:
-    state, _ = run([ev("account_upserted", 0, **ICP_FIT), ev("page_viewed", 1, url="/")])
-    state, outputs = run([ev("page_viewed", 200, url="/")], state)
-    assert moves(outputs) == []
-    assert state is not None
-    assert state.stage is Stage.ENGAGED
-    assert state.last_engaged_at == T0 + timedelta(days=200)
-
-
-def test_lapse_then_opportunity_in_one_event() -> None:
-    state, _ = run([ev("account_upserted", 0, **ICP_FIT), ev("page_viewed", 1, url="/")])
-    _, outputs = run([ev("opportunity_created", 120, opportunity_id="o1", amount=1)], state)
-    assert moves(outputs) == [
-        ("target", "engagement_lapsed"),
-        ("opportunity", "opportunity_opened"),
-    ]
-
-
-def test_lost_opportunity_goes_back_to_engaged_when_engaged_recently() -> None:
-    state, _ = run(
-        [
-            ev("account_upserted", 0, **ICP_FIT),
-            ev("email_replied", 1),
-            ev("opportunity_created", 2, opportunity_id="o1", amount=10),
-            ev("opportunity_created", 3, opportunity_id="o2", amount=20),
-        ]
-    )
-    state, outputs = run([ev("opportunity_lost", 20, opportunity_id="o1")], state)
-    assert moves(outputs) == []  # o2 is still open
-    state, outputs = run([ev("opportunity_lost", 30, opportunity_id="o2")], state)
-    assert moves(outputs) == [("engaged", "opportunity_lost")]
-    assert state is not None
-    assert state.open_opportunities == {}
-    assert [(c.id, c.outcome) for c in state.closed_opportunities] == [
-        ("o1", "lost"),
-        ("o2", "lost"),
-    ]
-
-
-def test_lost_opportunity_goes_back_to_target_without_recent_engagement() -> None:
-    state, outputs = run(
-        [
-            ev("account_upserted", 0, **ICP_FIT),
-            ev("opportunity_created", 2, opportunity_id="o1", amount=10),
-            ev("opportunity_lost", 30, opportunity_id="o1"),
-        ]
-    )
-    assert moves(outputs) == [
-        ("target", "fit_above_threshold"),
-        ("opportunity", "opportunity_opened"),
-        ("target", "opportunity_lost"),
-    ]
-    assert state is not None
-    assert state.furthest_stage_rank == Stage.OPPORTUNITY.rank
-
-
-def test_churn_sends_a_target_customer_back_to_target() -> None:
-    state, _ = run(
-        [
-            ev("account_upserted", 0, **ICP_FIT),
-            ev("opportunity_won", 10, opportunity_id="o1", amount=50_000),
-        ]
-    )
-    state, outputs = run([ev("subscription_churned", 380)], state)
-    assert moves(outputs) == [("target", "churned")]
-    assert state is not None
-    assert state.churned_at == T0 + timedelta(days=380)
-    assert state.furthest_stage_rank == Stage.WON.rank
-
-
-def test_churn_of_a_customer_that_is_not_a_target_leaves_the_funnel() -> None:
-    state, outputs = run(
-        [
-            ev("opportunity_won", 10, opportunity_id="o1", amount=5),
-            ev("subscription_churned", 380),
-        ]
-    )
-    assert moves(outputs) == [("won", "opportunity_won"), (None, "churned")]
-    assert state is not None
-    assert state.stage is None
-
-
-def test_churn_of_a_prospect_records_it_without_a_move() -> None:
-    state, outputs = run([ev("account_upserted", 0, **ICP_FIT), ev("subscription_churned", 5)])
-    assert moves(outputs) == [("target", "fit_above_threshold")]
-    assert state is not None
-    assert state.churned_at == T0 + timedelta(days=5)
 
 
 def test_explicit_targeting_and_untargeting() -> None:

@@ -1,0 +1,112 @@
+"""Moves back down the funnel: engagement lapsing, lost opportunities, churn."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from schemas.events import Stage
+from tests.unit.funnel_scenarios import ICP_FIT, T0, ev, moves, run
+
+
+def test_engagement_lapses_back_to_target_past_the_window() -> None:
+    state, _ = run([ev("account_upserted", 0, **ICP_FIT), ev("page_viewed", 1, url="/")])
+    # Exactly 90 days after the last engagement: still within the window.
+    state, outputs = run([ev("intent_signal_received", 91, topic="crm")], state)
+    assert moves(outputs) == []
+    # 91 days after: lapsed, evaluated before the event is applied.
+    state, outputs = run([ev("intent_signal_received", 92, topic="crm")], state)
+    assert moves(outputs) == [("target", "engagement_lapsed")]
+    assert state is not None
+    assert state.stage is Stage.TARGET
+    # Engaging again moves it back up.
+    state, outputs = run([ev("chat_started", 93)], state)
+    assert moves(outputs) == [("engaged", "engaged")]
+
+
+def test_an_engagement_event_is_never_preceded_by_a_lapse() -> None:
+    state, _ = run([ev("account_upserted", 0, **ICP_FIT), ev("page_viewed", 1, url="/")])
+    state, outputs = run([ev("page_viewed", 200, url="/")], state)
+    assert moves(outputs) == []
+    assert state is not None
+    assert state.stage is Stage.ENGAGED
+    assert state.last_engaged_at == T0 + timedelta(days=200)
+
+
+def test_lapse_then_opportunity_in_one_event() -> None:
+    state, _ = run([ev("account_upserted", 0, **ICP_FIT), ev("page_viewed", 1, url="/")])
+    _, outputs = run([ev("opportunity_created", 120, opportunity_id="o1", amount=1)], state)
+    assert moves(outputs) == [
+        ("target", "engagement_lapsed"),
+        ("opportunity", "opportunity_opened"),
+    ]
+
+
+def test_lost_opportunity_goes_back_to_engaged_when_engaged_recently() -> None:
+    state, _ = run(
+        [
+            ev("account_upserted", 0, **ICP_FIT),
+            ev("email_replied", 1),
+            ev("opportunity_created", 2, opportunity_id="o1", amount=10),
+            ev("opportunity_created", 3, opportunity_id="o2", amount=20),
+        ]
+    )
+    state, outputs = run([ev("opportunity_lost", 20, opportunity_id="o1")], state)
+    assert moves(outputs) == []  # o2 is still open
+    state, outputs = run([ev("opportunity_lost", 30, opportunity_id="o2")], state)
+    assert moves(outputs) == [("engaged", "opportunity_lost")]
+    assert state is not None
+    assert state.open_opportunities == {}
+    assert [(c.id, c.outcome) for c in state.closed_opportunities] == [
+        ("o1", "lost"),
+        ("o2", "lost"),
+    ]
+
+
+def test_lost_opportunity_goes_back_to_target_without_recent_engagement() -> None:
+    state, outputs = run(
+        [
+            ev("account_upserted", 0, **ICP_FIT),
+            ev("opportunity_created", 2, opportunity_id="o1", amount=10),
+            ev("opportunity_lost", 30, opportunity_id="o1"),
+        ]
+    )
+    assert moves(outputs) == [
+        ("target", "fit_above_threshold"),
+        ("opportunity", "opportunity_opened"),
+        ("target", "opportunity_lost"),
+    ]
+    assert state is not None
+    assert state.furthest_stage_rank == Stage.OPPORTUNITY.rank
+
+
+def test_churn_sends_a_target_customer_back_to_target() -> None:
+    state, _ = run(
+        [
+            ev("account_upserted", 0, **ICP_FIT),
+            ev("opportunity_won", 10, opportunity_id="o1", amount=50_000),
+        ]
+    )
+    state, outputs = run([ev("subscription_churned", 380)], state)
+    assert moves(outputs) == [("target", "churned")]
+    assert state is not None
+    assert state.churned_at == T0 + timedelta(days=380)
+    assert state.furthest_stage_rank == Stage.WON.rank
+
+
+def test_churn_of_a_customer_that_is_not_a_target_leaves_the_funnel() -> None:
+    state, outputs = run(
+        [
+            ev("opportunity_won", 10, opportunity_id="o1", amount=5),
+            ev("subscription_churned", 380),
+        ]
+    )
+    assert moves(outputs) == [("won", "opportunity_won"), (None, "churned")]
+    assert state is not None
+    assert state.stage is None
+
+
+def test_churn_of_a_prospect_records_it_without_a_move() -> None:
+    state, outputs = run([ev("account_upserted", 0, **ICP_FIT), ev("subscription_churned", 5)])
+    assert moves(outputs) == [("target", "fit_above_threshold")]
+    assert state is not None
+    assert state.churned_at == T0 + timedelta(days=5)
