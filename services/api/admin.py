@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field
 
+from schemas.envelope import NO_NUL
 from services.api.errors import NotFound
 from services.kit import credentials
 
@@ -23,11 +24,13 @@ HashId = Annotated[str, Path(min_length=64, max_length=64, pattern="^[0-9a-f]{64
 
 
 class WriteKeyRequest(BaseModel):
-    source: str = Field(min_length=1, max_length=256, description="The website or tool sending")
+    source: str = Field(
+        min_length=1, max_length=256, pattern=NO_NUL, description="The website or tool sending"
+    )
 
 
 class TokenRequest(BaseModel):
-    name: str = Field(min_length=1, max_length=256)
+    name: str = Field(min_length=1, max_length=256, pattern=NO_NUL)
     scopes: list[Scope] = Field(min_length=1)
 
 
