@@ -7,7 +7,6 @@ ever gains optional fields, and a breaking change is a new ``schema_version``.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
@@ -73,10 +72,3 @@ def account_key(account: str | None, anonymous_id: str | None) -> str:
     if anonymous_id:
         return f"anon:{anonymous_id}"
     return "anon:unknown"
-
-
-def ensure_aware(moment: datetime) -> datetime:
-    """Reject naive datetimes at the boundary rather than guessing their zone."""
-    if moment.tzinfo is None:
-        raise ValueError("timestamp must carry a time zone")
-    return moment

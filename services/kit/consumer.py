@@ -93,7 +93,6 @@ class ConsumerShell:
         self._sessions = sessionmaker
         self._options = options or ShellOptions()
         self._positions: dict[TopicPartitionKey, int | None] = {}
-        self._batches = 0
         self._next_prune = time.monotonic() + self._options.prune_every_s
         self._lag = PartitionLag(group_id)
         metrics.start_consumer_series(group_id, self._topic_names, REASON_CLASSES)
@@ -294,7 +293,6 @@ class ConsumerShell:
         return fresh
 
     async def _maybe_prune(self, session: AsyncSession) -> None:
-        self._batches += 1
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + self._options.prune_every_s
             retention = timedelta(hours=self._settings.consumer_dedup_retention_hours)

@@ -9,7 +9,6 @@ Alembic migrations under ``migrations/`` create exactly these.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -254,7 +253,3 @@ api_tokens = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime),
 )
-
-
-def row_dict(row: Any) -> dict[str, Any]:
-    return dict(row._mapping)

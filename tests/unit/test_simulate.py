@@ -6,16 +6,16 @@ import json
 import random
 import re
 from collections import Counter, defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 
 from schemas.events import STAGE_ORDER
-from services.simulate.scenario import Scenario, build_scenario
+from services.simulate.scenario import Scenario
 from services.simulate.segment import Message, timestamp_of
 from services.simulate.timeline import Outcome, allocate_outcomes
+from tests.unit.simulation_world import START, scenario
 
-START = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 TRACK_EVENTS = {
     "Ad Impression", "Ad Clicked", "Chat Started", "Email Sent", "Email Opened",
     "Email Clicked", "Email Replied", "Meeting Held", "Form Submitted", "Intent Signal",
@@ -24,10 +24,6 @@ TRACK_EVENTS = {
     "NPS Submitted", "Campaign Spend",
 }  # fmt: skip
 ISO_WITH_ZONE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)$")
-
-
-def scenario(seed: int = 7, accounts: int = 50, start: datetime = START) -> Scenario:
-    return build_scenario(accounts=accounts, start=start, rng=random.Random(seed))
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-import random
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -24,22 +22,9 @@ from services.simulate.client import (
 )
 from services.simulate.errors import IngestRejected, IngestUnavailable
 from services.simulate.runner import Pacer, batch_size
-from services.simulate.scenario import Scenario, build_scenario
+from services.simulate.scenario import Scenario
 from services.simulate.segment import Message
-
-START = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
-TRACK_EVENTS = {
-    "Ad Impression", "Ad Clicked", "Chat Started", "Email Sent", "Email Opened",
-    "Email Clicked", "Email Replied", "Meeting Held", "Form Submitted", "Intent Signal",
-    "Opportunity Created", "Opportunity Updated", "Opportunity Won", "Opportunity Lost",
-    "Subscription Renewed", "Subscription Expanded", "Subscription Churned",
-    "NPS Submitted", "Campaign Spend",
-}  # fmt: skip
-ISO_WITH_ZONE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)$")
-
-
-def scenario(seed: int = 7, accounts: int = 50, start: datetime = START) -> Scenario:
-    return build_scenario(accounts=accounts, start=start, rng=random.Random(seed))
+from tests.unit.simulation_world import START, scenario
 
 
 @pytest.fixture(scope="module")
