@@ -7,7 +7,7 @@ ever gains optional fields, and a breaking change is a new ``schema_version``.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
@@ -38,6 +38,12 @@ ShortText = Annotated[str, StringConstraints(max_length=256, pattern=NO_NUL)]
 LongText = Annotated[str, StringConstraints(max_length=2048, pattern=NO_NUL)]
 
 
+AccountProvenance = Literal["group_id", "email_domain", "visitor", "ip_range", "stitched", "api"]
+"""How an event's account was found, strongest first: the sender named it (``group_id``),
+a contact's email domain, an earlier identification of the same visitor, the company IP
+ranges, a later identification applied downstream (``stitched``), or an API write."""
+
+
 class Model(BaseModel):
     """Base of every schema model: immutable, unknown fields ignored."""
 
@@ -59,6 +65,12 @@ class Envelope(Model):
     anonymous_id: ShortText | None = None
     source: ShortText = Field(description="Name of the source (write key owner or service).")
     is_bot: bool = False
+    account_provenance: AccountProvenance | None = Field(
+        default=None, description="Which evidence named ``account`` (see AccountProvenance)."
+    )
+    account_confidence: float | None = Field(
+        default=None, ge=0, le=1, description="How sure that evidence is, from 0 to 1."
+    )
 
     @property
     def account_key(self) -> str:

@@ -253,3 +253,7 @@ api_tokens = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime),
 )
+
+# --- funnel KPI facts (migration 0007) ----------------------------------------------------
+
+# --- ingest identity (migration 0008) -----------------------------------------------------
