@@ -2,7 +2,7 @@
 same run on the same broker (these machines are noisy: ratios, not absolutes).
 
 1. ingest: events/s through `POST /v1/batch` (batches of 100) vs a bare aiokafka producer
-   sending the same events with acks=all;
+   sending the same events with acks=all; pixel hits/s vs an empty FastAPI endpoint;
 2. pipeline: events/s through the funnel consumer on PostgreSQL (decode, de-duplicate,
    pure core, state + offsets + outbox in one transaction, relay) vs consuming the same
    records and discarding them;
@@ -10,7 +10,9 @@ same run on the same broker (these machines are noisy: ratios, not absolutes).
 4. api: `GET /v1/accounts/{domain}` on 1,000,000 accounts under 32 pollers (wrk) vs an
    empty FastAPI endpoint, and 304 revalidations vs full reads;
 5. freshness: ingest acknowledgement to visible in the API and on the SSE stream, under
-   background load.
+   background load;
+6. funnel memory per account: 1,000,000 accounts in PostgreSQL, one decoded state in the
+   consumer's cache.
 
 Results are written to docs/benchmarks.md.
 """
@@ -27,9 +29,11 @@ from pathlib import Path
 
 from bench.api import measure_api, render_api
 from bench.freshness import measure_freshness, render_freshness, summary
+from bench.funnel_memory import measure_funnel_memory, render_memory
 from bench.ingest import IngestResult, measure_ingest
 from bench.intent import measure_intent, render_intent
 from bench.pipeline import PipelineResult, measure_pipeline
+from bench.pixel import measure_pixel, render_pixel
 
 FRESHNESS_RATES = (1_000, 5_000)
 FRESHNESS_SECONDS = 15.0
@@ -97,6 +101,8 @@ async def run() -> str:
             f"ingest: {ingest.rate:,.0f} ev/s vs producer {ingest.baseline_rate:,.0f} ev/s",
             flush=True,
         )
+        pixel = await measure_pixel(Path(scratch))
+        print(f"pixel: {pixel.pixel.rate:,.0f} hits/s vs empty {pixel.empty.rate:,.0f}", flush=True)
         pipeline = await measure_pipeline(Path(scratch))
         print(
             f"pipeline: {pipeline.rate:,.0f} ev/s vs discard {pipeline.baseline_rate:,.0f} ev/s",
@@ -104,13 +110,15 @@ async def run() -> str:
         )
         api = await measure_api(Path(scratch))
         print(f"api: {api.full.rate:,.0f} req/s vs empty {api.empty.rate:,.0f} req/s", flush=True)
+        memory = await measure_funnel_memory(Path(scratch))
+        print(f"funnel memory: {memory.database_per_account:,.0f} B per account", flush=True)
         freshness = []
         for rate in FRESHNESS_RATES:
             freshness.append(await measure_freshness(Path(scratch), rate, FRESHNESS_SECONDS))
             print(summary(freshness[-1]), flush=True)
     return "\n".join(
-        [render(ingest, pipeline), render_intent(measure_intent()), render_api(api),
-         render_freshness(freshness)]
+        [render(ingest, pipeline), render_pixel(pixel), render_memory(memory),
+         render_intent(measure_intent()), render_api(api), render_freshness(freshness)]
     )  # fmt: skip
 
 

@@ -7,6 +7,8 @@ import json
 import statistics
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,21 +86,10 @@ def _p(latencies: list[float], q: int) -> float:
 
 
 async def measure_ingest(scratch: Path) -> IngestResult:
-    broker = start_broker(log_file=scratch / "tansu-ingest.log")
-    url = f"sqlite+aiosqlite:///{scratch / 'ingest.db'}"
-    try:
-        await kafka.wait_for_broker(broker.bootstrap)
-        await kafka.ensure_topics(broker.bootstrap)
-        await asyncio.to_thread(migrate.upgrade, url)
-        engine = db.create_engine(url=url)
-        async with db.create_sessionmaker(engine)() as session, session.begin():
-            await store_write_key(session, KEY, "bench")
-        await engine.dispose()
+    async with ingest_environment(scratch, KEY) as (bootstrap, url):
         work = batches()
-        baseline, baseline_latencies = await _bare_producer(broker.bootstrap, work)
-        elapsed, latencies = await _through_ingest(broker.bootstrap, url, scratch, work)
-    finally:
-        broker.stop()
+        baseline, baseline_latencies = await _bare_producer(bootstrap, work)
+        elapsed, latencies = await _through_ingest(bootstrap, url, scratch, work)
     events = BATCH * BATCHES
     return IngestResult(
         events,
@@ -110,6 +101,36 @@ async def measure_ingest(scratch: Path) -> IngestResult:
         _p(baseline_latencies, 50),
         _p(baseline_latencies, 99),
     )
+
+
+@asynccontextmanager
+async def ingest_environment(scratch: Path, key: str) -> AsyncIterator[tuple[str, str]]:
+    """A fresh broker with the topics, and a migrated SQLite database holding write key
+    ``key``: (bootstrap servers, database URL)."""
+    broker = start_broker(log_file=scratch / f"tansu-{key}.log")
+    url = f"sqlite+aiosqlite:///{scratch / f'{key}.db'}"
+    try:
+        await kafka.wait_for_broker(broker.bootstrap)
+        await kafka.ensure_topics(broker.bootstrap)
+        await asyncio.to_thread(migrate.upgrade, url)
+        engine = db.create_engine(url=url)
+        async with db.create_sessionmaker(engine)() as session, session.begin():
+            await store_write_key(session, key, "bench")
+        await engine.dispose()
+        yield broker.bootstrap, url
+    finally:
+        broker.stop()
+
+
+@asynccontextmanager
+async def serving_ingest(bootstrap: str, url: str, scratch: Path) -> AsyncIterator[tuple[str, int]]:
+    """``abm ingest`` in its own process, as deployed (quiet logs), once ready: its base
+    URL and process id."""
+    with stack(url, bootstrap, scratch) as running:
+        running.env["ABM_LOG_LEVEL"] = "WARNING"
+        pid = running.start("ingest").process.pid
+        await wait_until_ready(running.url("ingest"))
+        yield running.url("ingest"), pid
 
 
 async def _bare_producer(
@@ -137,11 +158,7 @@ async def _bare_producer(
 async def _through_ingest(
     bootstrap: str, url: str, scratch: Path, work: list[list[dict[str, Any]]]
 ) -> tuple[float, list[float]]:
-    with stack(url, bootstrap, scratch) as running:
-        running.env["ABM_LOG_LEVEL"] = "WARNING"
-        running.start("ingest")
-        base = running.url("ingest")
-        await wait_until_ready(base)
+    async with serving_ingest(bootstrap, url, scratch) as (base, _pid):
         bodies = [json.dumps({"batch": b}).encode() for b in work]
         headers = {"Content-Type": "application/json"}
         async with httpx.AsyncClient(base_url=base, auth=(KEY, ""), timeout=30) as client:

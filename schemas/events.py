@@ -202,6 +202,19 @@ class TierChanged(Envelope):
     cause_event_ids: list[str] = Field(default_factory=list)
 
 
+class ClockTicked(Envelope):
+    """Time passed on one partition of the events topic, with no event of its own.
+
+    Produced periodically by the funnel (event time = wall clock minus an allowed
+    lateness) and consumed like any event, so that windows expire without new events
+    (an engagement lapsing, a tier losing its recent intent) and a replay of the topic
+    expires them at exactly the same points.
+    """
+
+    type: Literal["clock_ticked"] = "clock_ticked"
+    partition: int = Field(ge=0)
+
+
 InboundEvent = Annotated[
     PageViewed
     | AdInteracted
@@ -220,7 +233,8 @@ InboundEvent = Annotated[
 ]
 
 DerivedEvent = Annotated[
-    SurgeStarted | SurgeEnded | StageChanged | TierChanged, Field(discriminator="type")
+    SurgeStarted | SurgeEnded | StageChanged | TierChanged | ClockTicked,
+    Field(discriminator="type"),
 ]
 
 Event = Annotated[InboundEvent | DerivedEvent, Field(discriminator="type")]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aiokafka.partitioner import murmur2
+
 
 @dataclass(frozen=True, slots=True)
 class Topic:
@@ -26,6 +28,7 @@ ALL_TOPICS: tuple[Topic, ...] = (EVENTS, SURGES, CHANGES, DEAD_LETTER)
 # Consumer groups, one per consuming service.
 INTENT_GROUP = "abm-intent"
 FUNNEL_GROUP = "abm-funnel"
+STITCH_GROUP = "abm-stitch"
 
 # Header names on dead-lettered records.
 HEADER_REASON = "abm-dlq-reason"
@@ -39,3 +42,10 @@ HEADER_EVENT_TYPE = "abm-type"
 def partition_key(key: str) -> bytes:
     """Kafka record key for an account key (see ``schemas.envelope.account_key``)."""
     return key.encode()
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as in the Java client and
+    aiokafka) puts ``key`` on: lets a consumer tell which accounts a partition holds."""
+    hashed: int = murmur2(partition_key(key))
+    return (hashed & 0x7FFFFFFF) % partitions

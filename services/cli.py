@@ -78,6 +78,12 @@ def _funnel(_args: argparse.Namespace) -> None:
     main()
 
 
+def _stitch(_args: argparse.Namespace) -> None:
+    from services.stitch.service import main
+
+    main()
+
+
 def _migrate(_args: argparse.Namespace) -> None:
     from services.kit.migrate import upgrade
     from services.kit.settings import CommonSettings
@@ -142,6 +148,30 @@ def _schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ip_ranges_load(args: argparse.Namespace) -> int:
+    from services.kit.ip_ranges import LoadMode, load_csv_file
+    from services.kit.settings import CommonSettings
+
+    if not args.file.is_file():
+        print(f"no such file: {args.file}", file=sys.stderr)
+        return 2
+    mode: LoadMode = "replace" if args.replace else "merge"
+    url = CommonSettings().database_url
+    parsed, summary = asyncio.run(load_csv_file(url, args.file, mode, args.label))
+    for error in parsed.errors:
+        print(f"{args.file}:{error.line}: {error.reason}", file=sys.stderr)
+    if parsed.bad > len(parsed.errors):
+        print(f"... and {parsed.bad - len(parsed.errors)} more bad rows", file=sys.stderr)
+    if mode == "replace" and not parsed.rows:
+        print("no valid row: nothing replaced", file=sys.stderr)
+        return 1
+    print(
+        f"loaded {len(parsed.rows)} ranges ({mode}), skipped {parsed.bad} bad rows; "
+        f"the table holds {summary.ranges} ranges of {summary.domains} domains"
+    )
+    return 1 if parsed.bad else 0
+
+
 def _read(path: Path) -> str | None:
     return path.read_text() if path.exists() else None
 
@@ -152,12 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     for name, handler, text in (
         ("ingest", _ingest, "run the collection HTTP service"),
         ("funnel", _funnel, "run the funnel consumer"),
+        ("stitch", _stitch, "run the visitor-stitching consumer (de-anonymisation)"),
         ("api", _api, "run the API gateway"),
         ("migrate", _migrate, "migrate the database to the latest schema"),
         ("topics", _topics, "create the Kafka topics that are missing"),
     ):
         commands.add_parser(name, help=text).set_defaults(handler=handler)
     _add_intent(commands)
+    _add_ip_ranges(commands)
     up = commands.add_parser("up", help="run everything locally on the embedded defaults")
     up.add_argument(
         "--simulate",
@@ -215,6 +247,21 @@ def _add_intent(commands: Any) -> None:
     intent.add_argument("--config", type=Path, default=None, help="intent JSON config")
     intent.add_argument("--bucket-minutes", type=int, default=5, help="score/evaluate: row size")
     intent.set_defaults(handler=_intent)
+
+
+def _add_ip_ranges(commands: Any) -> None:
+    """``abm ip-ranges load FILE.csv``: company IP ranges (``cidr,domain[,confidence]``)."""
+    ip_ranges = commands.add_parser("ip-ranges", help="company IP ranges for identification")
+    actions = ip_ranges.add_subparsers(dest="ip_ranges_command", required=True, metavar="ACTION")
+    load = actions.add_parser(
+        "load", help="load a CSV of cidr,domain[,confidence]; bad rows are listed and skipped"
+    )
+    load.add_argument("file", type=Path, metavar="FILE.csv")
+    load.add_argument(
+        "--replace", action="store_true", help="remove every range the file does not hold"
+    )
+    load.add_argument("--label", default=None, help="where the ranges come from (default: file)")
+    load.set_defaults(handler=_ip_ranges_load)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,7 +1,7 @@
 """`abm up`: everything on the embedded defaults, as child processes of one command.
 
 Starts the Tansu broker (unless ``ABM_KAFKA_BOOTSTRAP`` names a cluster), creates the
-topics, migrates the database, seeds the development credentials, runs the four services,
+topics, migrates the database, seeds the development credentials, runs the five services,
 restarts any that dies, and stops all of them on Ctrl-C or SIGTERM.
 """
 
@@ -28,7 +28,7 @@ from services.kit.settings import CommonSettings
 
 log = logging.getLogger("abm.up")
 
-SERVICES = ("ingest", "intent", "funnel", "api")
+SERVICES = ("ingest", "intent", "funnel", "stitch", "api")
 SIMULATION_RATE = 150  # messages/s: 50 accounts' history (~3,000 messages) in about 20 s
 
 
@@ -38,6 +38,7 @@ class UpSettings(CommonSettings):
     ingest_port: int = 8001
     intent_metrics_port: int = 8002
     funnel_metrics_port: int = 8003
+    stitch_metrics_port: int = 8004
     state_dir: Path = Path("var")
     stop_timeout_s: float = 15.0
 
@@ -96,6 +97,7 @@ def _child_env(settings: UpSettings, bootstrap: str) -> dict[str, str]:
             "ABM_INGEST_PORT": str(settings.ingest_port),
             "ABM_INTENT_METRICS_PORT": str(settings.intent_metrics_port),
             "ABM_FUNNEL_METRICS_PORT": str(settings.funnel_metrics_port),
+            "ABM_STITCH_METRICS_PORT": str(settings.stitch_metrics_port),
         }
     )
     return env
@@ -114,7 +116,8 @@ def _announce(settings: UpSettings, bootstrap: str) -> None:
         f"  API     http://127.0.0.1:{settings.api_port}  (docs: /docs)\n"
         f"  ingest  http://127.0.0.1:{settings.ingest_port}  (POST /v1/batch, GET /p.gif)\n"
         f"  metrics http://127.0.0.1:{settings.intent_metrics_port}/metrics (intent), "
-        f"http://127.0.0.1:{settings.funnel_metrics_port}/metrics (funnel)\n"
+        f"http://127.0.0.1:{settings.funnel_metrics_port}/metrics (funnel), "
+        f"http://127.0.0.1:{settings.stitch_metrics_port}/metrics (stitch)\n"
         f"  broker  {bootstrap}   database {settings.database_url}\n"
         f"  dev write key: {settings.dev_write_key.get_secret_value()}   "
         f"dev API token: {settings.dev_api_token.get_secret_value()}\n"

@@ -163,7 +163,11 @@ def stack(database_url: str, bootstrap: str, logs: Path) -> Iterator[Stack]:
             "ABM_INGEST_PORT": str(free_port()),
             "ABM_INTENT_METRICS_PORT": str(free_port()),
             "ABM_FUNNEL_METRICS_PORT": str(free_port()),
+            "ABM_STITCH_METRICS_PORT": str(free_port()),
             "ABM_LOG_LEVEL": "INFO",
+            # Test streams are dated in the past: a tick at the wall clock would expire
+            # every window at once. Tests that exercise ticks turn them on.
+            "ABM_FUNNEL_TICK_INTERVAL_S": "0",
             # a killed consumer's partitions move on quickly
             "ABM_KAFKA_SESSION_TIMEOUT_MS": "2000",
             "ABM_KAFKA_HEARTBEAT_INTERVAL_MS": "300",

@@ -19,10 +19,15 @@ from services.api.models import (
     AccountFields,
     AccountPage,
     ActiveSurge,
+    CommitteeView,
+    EngagementView,
+    RelationshipView,
     Revenue,
+    RoleFigures,
     StageTransition,
     TierTransition,
     TimelinePage,
+    ViewThroughFigures,
 )
 
 router = APIRouter()
@@ -66,7 +71,8 @@ async def get_account(
         **row,
         fit=state.get("fit", {}),
         churn_risk=row["stage"] in CUSTOMER_STAGES and any(s.competitor for s in active),
-        stakeholders=len(state.get("contacts_seen", [])),
+        stakeholders=_stakeholders(state),
+        **signals_of(state),
         revenue=_revenue(state),
         activity={k: int(v) for k, v in state.get("counters", {}).items()},
         stage_rule=state.get("stage_rule"),
@@ -169,6 +175,57 @@ def _revenue(state: dict[str, Any]) -> Revenue:
         renewals=float(state.get("renewal_revenue", 0.0)),
         expansion=float(state.get("expansion_revenue", 0.0)),
     )
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _stakeholders(state: dict[str, Any]) -> int:
+    """Contacts identified: ``contacts`` (keys only), or ``contacts_seen`` in older states."""
+    if isinstance(state.get("contacts"), dict):
+        return len(state["contacts"])
+    return len(state.get("contacts_seen") or [])
+
+
+def signals_of(state: dict[str, Any]) -> dict[str, Any]:
+    """The scores and view-through figures the funnel keeps in its state document, as
+    ``AccountDetail`` fields: ``scores_as_of``, ``engagement``, ``relationship``,
+    ``committee``, ``view_through`` (zeros for states written before the funnel kept them)."""
+    scores = _mapping(state.get("scores"))
+    engagement = _mapping(scores.get("engagement"))
+    relationship = _mapping(scores.get("relationship"))
+    committee = _mapping(scores.get("committee"))
+    return {
+        "scores_as_of": scores.get("as_of"),
+        "engagement": EngagementView(
+            score=engagement.get("score", 0.0),
+            window_days=engagement.get("window_days", 0),
+            contributions=_mapping(engagement.get("contributions")),
+        ),
+        "relationship": RelationshipView(
+            score=relationship.get("score", 0.0),
+            components=_mapping(relationship.get("components")),
+            previous=relationship.get("previous", 0.0),
+            trend=relationship.get("trend", "steady"),
+            trend_days=relationship.get("trend_days", 0),
+        ),
+        "committee": CommitteeView(
+            stakeholders=committee.get("stakeholders", _stakeholders(state)),
+            engaged=committee.get("engaged", 0),
+            penetration=committee.get("penetration"),
+            roles={
+                role: RoleFigures(**figures)
+                for role, figures in _mapping(committee.get("roles")).items()
+                if isinstance(figures, dict)
+            },
+        ),
+        "view_through": {
+            campaign: ViewThroughFigures(**counts)
+            for campaign, counts in _mapping(state.get("view_through")).items()
+            if isinstance(counts, dict)
+        },
+    }
 
 
 def _domain(value: str) -> str:

@@ -27,6 +27,11 @@ class WriteKeyRequest(BaseModel):
     source: str = Field(
         min_length=1, max_length=256, pattern=NO_NUL, description="The website or tool sending"
     )
+    ip_policy: credentials.IpPolicy = Field(
+        default="truncate",
+        description="What ingest keeps of visitors' IPs after the account lookup: keep, "
+        "truncate (IPv4 /24, IPv6 /48) or drop",
+    )
 
 
 class TokenRequest(BaseModel):
@@ -38,6 +43,7 @@ class Credential(BaseModel):
     id: str = Field(description="SHA-256 of the secret")
     label: str
     scopes: list[str] | None = None
+    ip_policy: str | None = Field(default=None, description="Write keys only")
     created_at: datetime
     revoked_at: datetime | None = None
 
@@ -50,7 +56,7 @@ class CreatedCredential(Credential):
 async def create_write_key(request: Request, body: WriteKeyRequest) -> CreatedCredential:
     secret = credentials.new_secret("wk")
     async with request.state.api.sessions() as session, session.begin():
-        await credentials.store_write_key(session, secret, body.source)
+        await credentials.store_write_key(session, secret, body.source, body.ip_policy)
         rows = await credentials.list_write_keys(session)
     return CreatedCredential(
         **_write_key(_by_id(rows, "key_hash", secret)).model_dump(), secret=secret
@@ -105,6 +111,7 @@ def _write_key(row: dict[str, object]) -> Credential:
     return Credential(
         id=str(row["key_hash"]),
         label=str(row["source"]),
+        ip_policy=str(row["ip_policy"]),
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
     )

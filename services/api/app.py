@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.api.auth import Tokens
+from services.api.detail_cache import DetailCache
+from services.api.detail_path import AccountDetailFastPath
 from services.api.errors import ApiProblem, handle_problem, handle_validation
 from services.api.etag import ConditionalGetMiddleware
 from services.api.producer import LazyProducer
@@ -23,6 +25,7 @@ from services.kit import db, metrics
 from services.kit.health import database_problems, health_router
 from services.kit.http import TimingMiddleware, serve
 from services.kit.logging import configure_logging
+from services.kit.notify import AccountChangeListener, asyncpg_dsn
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,8 @@ class ApiState:
     tokens: Tokens
     limiter: RateLimiter
     producer: LazyProducer
+    details: DetailCache | None
+    """Rendered account details; None where changes cannot be heard (SQLite) or disabled."""
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -45,9 +50,21 @@ def create_app(settings: ApiSettings) -> FastAPI:
         limiter = RateLimiter(settings.api_rate_limit_per_minute, settings.api_rate_limit_burst)
         tokens = Tokens(sessions, settings.api_token_cache_s)
         producer = LazyProducer(settings)
-        state = ApiState(settings, engine, sessions, tokens, limiter, producer)
+        details = _detail_cache(settings)
+        state = ApiState(settings, engine, sessions, tokens, limiter, producer, details)
         holder["state"] = state
         stop = asyncio.Event()
+        listening = (
+            asyncio.create_task(
+                AccountChangeListener(
+                    asyncpg_dsn(settings.database_url),
+                    details,
+                    check_every_s=settings.api_detail_listener_check_s,
+                ).run(stop)
+            )
+            if details is not None
+            else None
+        )
         dispatching = (
             asyncio.create_task(Dispatcher(settings, sessions).run(stop))
             if settings.api_webhooks_enabled
@@ -59,6 +76,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
             stop.set()
             if dispatching is not None:
                 await dispatching
+            if listening is not None:
+                await listening
             await producer.close()
             await engine.dispose()
 
@@ -79,8 +98,16 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_exception_handler(ApiProblem, handle_problem)
     app.add_exception_handler(RequestValidationError, handle_validation)
     app.add_middleware(ConditionalGetMiddleware)
+    app.add_middleware(AccountDetailFastPath)
     app.add_middleware(TimingMiddleware, histogram=metrics.API_REQUEST_SECONDS, with_status=True)
     return app
+
+
+def _detail_cache(settings: ApiSettings) -> DetailCache | None:
+    """On PostgreSQL only: SQLite cannot notify, and a cache nobody invalidates goes stale."""
+    if settings.api_detail_cache_mb <= 0 or db.is_sqlite(settings.database_url):
+        return None
+    return DetailCache(int(settings.api_detail_cache_mb * 2**20))
 
 
 def main(settings: ApiSettings | None = None) -> None:

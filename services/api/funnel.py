@@ -3,13 +3,14 @@ in the period, velocity (median days in stage) and regressions, from the stage h
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from schemas import kpis
+from schemas.events import Stage
 from services.api import queries
 from services.api.errors import BadRequest
 from services.api.listing import STAGES
@@ -43,7 +44,7 @@ async def get_funnel(
         tier=tier,
         stages=stage_figures(current, furthest, moves),
         target_accounts=in_funnel,
-        engaged_share=(in_funnel - current.get("target", 0)) / in_funnel if in_funnel else None,
+        engaged_share=kpis.engaged_share(in_funnel - current.get("target", 0), in_funnel),
     )
 
 
@@ -51,24 +52,27 @@ def stage_figures(
     current: dict[str, int], furthest: dict[int, int], moves: list[Move]
 ) -> list[StageFigures]:
     """Pure: the per-stage figures from counts and the period's stage moves."""
-    reached = [sum(n for rank, n in furthest.items() if rank >= i) for i in range(len(STAGES))]
+    conversions = kpis.stage_conversions(kpis.reached_from_rank_counts(furthest))
+    reached = [conversions[0].reached_from, *(c.reached_to for c in conversions)]
     entered = Counter(to for _, to, _, _ in moves if to)
     regressions = Counter(
-        before for before, after, _, _ in moves if before and after and RANK[after] < RANK[before]
+        before
+        for before, after, _, _ in moves
+        if before in RANK and after in RANK and kpis.is_regression(Stage(before), Stage(after))
     )
     days: dict[str, list[float]] = defaultdict(list)
     for _, to, at, left_at in moves:
         if to and left_at is not None:
-            days[to].append((left_at - at).total_seconds() / 86_400)
+            days[to].append(kpis.days_between(at, left_at))
     return [
         StageFigures(
             stage=name,
             accounts=current.get(name, 0),
             reached=reached[i],
-            conversion_from_previous=_ratio(reached, i),
+            conversion_from_previous=conversions[i - 1].rate if i else None,
             entered=entered[name],
             entered_conversion_from_previous=_ratio([entered[s] for s in STAGES], i),
-            median_days_in_stage=statistics.median(days[name]) if days[name] else None,
+            median_days_in_stage=kpis.median_days(days[name]),
             regressions=regressions[name],
         )
         for i, name in enumerate(STAGES)
@@ -76,4 +80,4 @@ def stage_figures(
 
 
 def _ratio(counts: list[int], i: int) -> float | None:
-    return counts[i] / counts[i - 1] if i and counts[i - 1] else None
+    return kpis.ratio(counts[i], counts[i - 1]) if i else None

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -57,12 +57,60 @@ class Revenue(BaseModel):
     expansion: float
 
 
+class EngagementView(BaseModel):
+    score: float = Field(
+        description="Weighted engagement within the window: sum over its events of the "
+        "activity's weight times the contact's role multiplier (1 when no or unknown role)."
+    )
+    window_days: int = Field(description="Days counted back from the account's clock day.")
+    contributions: dict[str, float] = Field(description="Points per activity.")
+
+
+class RelationshipView(BaseModel):
+    score: float = Field(
+        description="0-100 from email and meeting patterns within the window: two-way "
+        "email, replies, meetings, distinct contacts, recency of the last two-way touch."
+    )
+    components: dict[str, float] = Field(description="Points of each part of the score.")
+    previous: float = Field(description="The score `trend_days` before, from the same data.")
+    trend: Literal["improving", "declining", "steady"]
+    trend_days: int
+
+
+class RoleFigures(BaseModel):
+    identified: int
+    engaged: int
+
+
+class CommitteeView(BaseModel):
+    stakeholders: int = Field(description="Contacts identified (buying-committee size).")
+    engaged: int = Field(description="Stakeholders engaged within the engagement window.")
+    penetration: float | None = Field(
+        description="engaged / stakeholders (account penetration); null without stakeholders."
+    )
+    roles: dict[str, RoleFigures] = Field(description="Stakeholders per role (unknown: none).")
+
+
+class ViewThroughFigures(BaseModel):
+    visits: int = Field(description="Visits after an impression of the campaign, no click.")
+    conversions: int = Field(description="Form fills or new opportunities after such a visit.")
+
+
 class AccountDetail(AccountSummary):
     fit: dict[str, Any] = Field(description="Fit score with each ICP criterion's contribution.")
     churn_risk: bool = Field(
         description="A customer (won, retention, expansion) surging on a competitor topic"
     )
     stakeholders: int = Field(description="Distinct contacts identified (buying committee)")
+    scores_as_of: date | None = Field(
+        description="UTC day of the account's latest signal, at which the scores were computed."
+    )
+    engagement: EngagementView
+    relationship: RelationshipView
+    committee: CommitteeView
+    view_through: dict[str, ViewThroughFigures] = Field(
+        description="View-through visits and conversions per campaign."
+    )
     revenue: Revenue
     activity: dict[str, int] = Field(description="Touches per channel since first seen")
     stage_rule: str | None

@@ -13,6 +13,19 @@ class ApiSettings(CommonSettings):
     api_token_cache_s: float = Field(
         default=30.0, ge=0, description="Token lookup cache (revocation lag)."
     )
+    api_detail_cache_mb: float = Field(
+        default=64.0,
+        ge=0,
+        description="Memory for rendered account details, served to pollers without the "
+        "database; kept fresh by PostgreSQL notifications (0, or SQLite: no cache).",
+    )
+    api_detail_listener_check_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the change listener's connection is checked. A connection "
+        "closed is noticed at once; one gone silent (a network cut) within twice this, "
+        "which bounds how stale a detail can be served then; the cache is emptied then.",
+    )
     api_page_default: int = Field(default=50, ge=1, le=500, description="Items per page by default")
     api_rate_limit_per_minute: int = Field(
         default=1200, ge=1, description="Sustained requests per minute per token."

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict
 
@@ -109,7 +110,7 @@ def normalize_words(text: str) -> str:
 
 
 def _matches_values(candidates: Iterable[str | None], criterion: ValuesCriterion) -> bool:
-    wanted = [f" {normalize_words(v)} " for v in criterion.values if normalize_words(v)]
+    wanted = _wanted(criterion.values)
     for candidate in candidates:
         if candidate is None:
             continue
@@ -117,6 +118,12 @@ def _matches_values(candidates: Iterable[str | None], criterion: ValuesCriterion
         if any(value in padded for value in wanted):
             return True
     return False
+
+
+@lru_cache(maxsize=64)
+def _wanted(values: tuple[str, ...]) -> tuple[str, ...]:
+    """A criterion's values normalised and padded, once per configuration (they are fixed)."""
+    return tuple(f" {normalized} " for v in values if (normalized := normalize_words(v)))
 
 
 def _in_range(value: float | None, criterion: RangeCriterion) -> bool:

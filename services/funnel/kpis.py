@@ -1,70 +1,45 @@
-"""Funnel KPIs over a collection of account states: pure, one function per KPI.
+"""Funnel KPIs over a collection of account states: the definitions of ``schemas.kpis``
+applied to ``AccountState`` (by ``abm replay`` and the tests, on states in memory).
 
-Each takes any iterable of ``AccountState`` (filter it by tier, owner or period first to
-get the KPI of that cohort) and returns plain numbers. Shares are ratios in [0, 1], and
-``None`` when their denominator is 0, so that "no data" is never shown as 0 %.
+Each takes any iterable of states (filter it by tier, owner or period first to get the
+KPI of that cohort) and returns plain numbers; ratios are None over an empty denominator.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from itertools import pairwise
 
-from schemas.events import STAGE_ORDER, Stage
+from schemas import kpis
+from schemas.events import Stage
+from schemas.kpis import StageConversion
 from services.funnel.state import AccountState
 
-
-@dataclass(frozen=True, slots=True)
-class StageConversion:
-    """Conversion from one stage to the next: ``reached_to / reached_from``."""
-
-    from_stage: Stage
-    to_stage: Stage
-    reached_from: int
-    reached_to: int
-    rate: float | None
+__all__ = [
+    "StageConversion",
+    "pipeline_amount",
+    "reached_counts",
+    "stage_conversions",
+    "stage_counts",
+    "target_count",
+    "targets_engaged_share",
+    "tier_counts",
+]
 
 
 def stage_counts(states: Iterable[AccountState]) -> dict[Stage, int]:
-    """Accounts currently in each stage (every stage present, 0 when empty).
-
-    Accounts without a stage (not targets, not customers) are not counted.
-    """
-    counts = dict.fromkeys(STAGE_ORDER, 0)
-    for state in states:
-        if state.stage is not None:
-            counts[state.stage] += 1
-    return counts
+    """Accounts currently in each stage (see ``schemas.kpis.stage_counts``)."""
+    return kpis.stage_counts(state.stage for state in states)
 
 
 def reached_counts(states: Iterable[AccountState]) -> dict[Stage, int]:
-    """Accounts that ever reached each stage: reached(N) = #{furthest_stage_rank >= N}.
-
-    An account that went further counts as having reached every earlier stage, even if
-    it skipped one (an opportunity opened by sales before any engagement) or has since
-    moved back down (a lost opportunity, a churn).
-    """
-    ranks = [state.furthest_stage_rank for state in states]
-    return {stage: sum(1 for rank in ranks if rank >= stage.rank) for stage in STAGE_ORDER}
+    """Accounts that ever reached each stage (see ``schemas.kpis.reached_counts``)."""
+    return kpis.reached_counts(state.furthest_stage_rank for state in states)
 
 
 def stage_conversions(states: Iterable[AccountState]) -> list[StageConversion]:
-    """Conversion between consecutive stages: reached(N+1) / reached(N), None if 0 / 0.
-
-    One entry per pair, in funnel order: target -> engaged, ..., retention -> expansion.
-    """
-    reached = reached_counts(states)
-    return [
-        StageConversion(
-            from_stage=current,
-            to_stage=following,
-            reached_from=reached[current],
-            reached_to=reached[following],
-            rate=reached[following] / reached[current] if reached[current] else None,
-        )
-        for current, following in pairwise(STAGE_ORDER)
-    ]
+    """Conversion between consecutive stages (see ``schemas.kpis.stage_conversions``)."""
+    return kpis.stage_conversions(reached_counts(states))
 
 
 def target_count(states: Iterable[AccountState]) -> int:
@@ -82,23 +57,13 @@ def tier_counts(states: Iterable[AccountState]) -> dict[int, int]:
 
 
 def targets_engaged_share(states: Iterable[AccountState]) -> float | None:
-    """% of target accounts engaged = engaged targets / all targets, as a ratio.
-
-    "Engaged" means currently at stage engaged or beyond (an account with an opportunity,
-    or a customer, is engaged too). None when there is no target account. The share not
-    engaged is its complement, ``1 - share``.
-    """
+    """% of target accounts engaged now: targets at stage engaged or beyond (an account
+    with an opportunity, or a customer, is engaged too) / all targets."""
     targets = [state for state in states if state.is_target]
-    if not targets:
-        return None
-    engaged = sum(1 for state in targets if _at_or_beyond(state, Stage.ENGAGED))
-    return engaged / len(targets)
+    engaged = sum(1 for s in targets if s.stage is not None and s.stage.rank >= Stage.ENGAGED.rank)
+    return kpis.engaged_share(engaged, len(targets))
 
 
 def pipeline_amount(states: Iterable[AccountState]) -> float:
     """Pipeline: total amount of the open opportunities of target accounts."""
-    return sum(state.pipeline for state in states if state.is_target)
-
-
-def _at_or_beyond(state: AccountState, stage: Stage) -> bool:
-    return state.stage is not None and state.stage.rank >= stage.rank
+    return math.fsum(state.pipeline for state in states if state.is_target)

@@ -7,23 +7,35 @@ For one event, in order:
 
 1. ignore it (state returned as is, no output) when it names no account (an anonymous
    visitor), comes from a bot, is the funnel's own ``StageChanged`` / ``TierChanged``,
-   or was applied recently already (its id is in ``recent_event_ids``);
+   or was applied recently already (its key is in ``recent_event_keys``);
 2. create the account's state if needed (fit 0, not a target, no stage);
-3. advance the account's clock to the event time (never backwards);
-4. unless the event is engagement, apply the engagement lapse (see ``rules``);
+3. apply every expiry due before the event, each at its own time (see ``expiry``):
+   an engagement lapsing past its window, a tier losing its recent signals;
+4. advance the account's clock to the event time (never backwards);
 5. record the event's facts and apply its stage moves (see ``rules`` and ``signals``);
 6. re-assess the tier at the clock (see ``tiers``).
 
+A ``ClockTicked`` applies step 3 alone, at the tick's time, to the accounts of its
+partition whose next expiry is due (at most ``max_expiries_per_tick``, earliest first):
+accounts lapse on time without events of their own, and with the same outputs as if the
+expiry had waited for their next event.
+
 Every stage move that changes the stage emits a ``StageChanged``, and every tier change
-a ``TierChanged``, in that order.
+a ``TierChanged``, in that order. ``apply_events_with_facts`` also derives each applied
+event's KPI facts (``facts``) from the states before and after it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import ChainMap
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
+from schemas import topics
+from schemas.envelope import Envelope
 from schemas.events import (
     AccountUpserted,
+    ClockTicked,
     Event,
     OpportunityChanged,
     StageChanged,
@@ -34,14 +46,17 @@ from schemas.events import (
 )
 from services.funnel import rules
 from services.funnel.config import FunnelConfig
+from services.funnel.expiry import due_at, expiry_cause
+from services.funnel.facts import Fact, facts_of
 from services.funnel.fit import Firmographics, score_fit
 from services.funnel.outputs import stage_changed, tier_changed
 from services.funnel.rules import Move, Outcome
 from services.funnel.signals import is_engagement, record_signal, record_surge
 from services.funnel.state import (
-    MAX_RECENT_EVENT_IDS,
+    MAX_RECENT_EVENT_KEYS,
     AccountState,
     bounded_append,
+    event_key,
     latest,
     new_account_state,
 )
@@ -64,13 +79,45 @@ def apply_event(
     current = state or new_account_state(
         event.account, event.occurred_at, score_fit(Firmographics(), config.icp)
     )
+    current, expired = expire(current, event.occurred_at, config)
     current = _advance_clock(current, event)
-    lapses = [] if is_engagement(event) else rules.lapse_moves(current, config)
-    current, lapsed = _apply_moves(current, lapses, event, config)
     current, moves = _handle(current, event, config)
     current, moved = _apply_moves(current, moves, event, config)
     current, retiered = _retier(current, event, config)
-    return current, [*lapsed, *moved, *retiered]
+    return current, [*expired, *moved, *retiered]
+
+
+def expire(
+    state: AccountState, until: datetime, config: FunnelConfig
+) -> tuple[AccountState, list[Output]]:
+    """``state`` with every expiry due at or before ``until`` applied, in time order."""
+    outputs: list[Output] = []
+    while (due := due_at(state, config)) is not None and due <= until:
+        cause = expiry_cause(state.domain, due)
+        state = state.model_copy(update={"clock": due})
+        state, lapsed = _apply_moves(state, rules.lapse_moves(state, config), cause, config)
+        state, retiered = _retier(state, cause, config)
+        outputs += [*lapsed, *retiered]
+    return state, outputs
+
+
+def sweep(
+    states: Mapping[str, AccountState], tick: ClockTicked, config: FunnelConfig
+) -> tuple[dict[str, AccountState], list[Output]]:
+    """The expiries a tick applies: the due accounts of its partition, earliest first."""
+    due = sorted(
+        (moment, domain)
+        for domain, state in states.items()
+        if (moment := due_at(state, config)) is not None
+        and moment <= tick.occurred_at
+        and topics.partition_of(domain, topics.EVENTS.partitions) == tick.partition
+    )
+    changed: dict[str, AccountState] = {}
+    outputs: list[Output] = []
+    for _, domain in due[: config.max_expiries_per_tick]:
+        changed[domain], expired = expire(states[domain], tick.occurred_at, config)
+        outputs += expired
+    return changed, outputs
 
 
 def apply_events(
@@ -81,17 +128,34 @@ def apply_events(
     Returns the new state of every account whose state changed, and all outputs in the
     order of the events that caused them.
     """
+    changed, outputs, _ = apply_events_with_facts(states, events, config)
+    return changed, outputs
+
+
+def apply_events_with_facts(
+    states: dict[str, AccountState], events: Sequence[Event], config: FunnelConfig
+) -> tuple[dict[str, AccountState], list[StageChanged | TierChanged], list[Fact]]:
+    """``apply_events``, plus the KPI facts of every event applied (see ``facts``), in the
+    order of the events."""
     changed: dict[str, AccountState] = {}
     outputs: list[Output] = []
+    facts: list[Fact] = []
     for event in events:
+        if isinstance(event, ClockTicked):
+            swept, expired = sweep(ChainMap(changed, states), event, config)
+            changed.update(swept)
+            outputs.extend(expired)
+            continue
         if event.account is None:
+            facts.extend(facts_of(event, None, None))
             continue
         before = changed.get(event.account, states.get(event.account))
         after, produced = apply_event(before, event, config)
         if after is not None and after is not before:
             changed[event.account] = after
         outputs.extend(produced)
-    return changed, outputs
+        facts.extend(facts_of(event, before, after))
+    return changed, outputs, facts
 
 
 def _ignored(state: AccountState | None, event: Event) -> bool:
@@ -99,15 +163,15 @@ def _ignored(state: AccountState | None, event: Event) -> bool:
         return True
     if isinstance(event, StageChanged | TierChanged):
         return True
-    return state is not None and event.event_id in state.recent_event_ids
+    return state is not None and event_key(event.event_id) in state.recent_event_keys
 
 
 def _advance_clock(state: AccountState, event: Event) -> AccountState:
     return state.model_copy(
         update={
             "clock": latest(state.clock, event.occurred_at),
-            "recent_event_ids": bounded_append(
-                state.recent_event_ids, event.event_id, MAX_RECENT_EVENT_IDS
+            "recent_event_keys": bounded_append(
+                state.recent_event_keys, event_key(event.event_id), MAX_RECENT_EVENT_KEYS
             ),
         }
     )
@@ -128,7 +192,7 @@ def _handle(state: AccountState, event: Event, config: FunnelConfig) -> Outcome:
 
 
 def _apply_moves(
-    state: AccountState, moves: list[Move], cause: Event, config: FunnelConfig
+    state: AccountState, moves: list[Move], cause: Envelope, config: FunnelConfig
 ) -> tuple[AccountState, list[Output]]:
     outputs: list[Output] = []
     for move in moves:
@@ -140,7 +204,7 @@ def _apply_moves(
     return state, outputs
 
 
-def _enter_stage(state: AccountState, move: Move, cause: Event) -> AccountState:
+def _enter_stage(state: AccountState, move: Move, cause: Envelope) -> AccountState:
     at = cause.occurred_at
     entered = state.stage_entered_at
     furthest = state.furthest_stage_rank
@@ -161,7 +225,7 @@ def _enter_stage(state: AccountState, move: Move, cause: Event) -> AccountState:
 
 
 def _retier(
-    state: AccountState, cause: Event, config: FunnelConfig
+    state: AccountState, cause: Envelope, config: FunnelConfig
 ) -> tuple[AccountState, list[Output]]:
     assessment = assess_tier(state, config)
     if assessment.tier == state.tier:

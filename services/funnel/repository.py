@@ -1,20 +1,40 @@
 """Funnel state in the database: one row per account (the pure state as JSON plus the
-columns the API filters on) and one row per stage or tier transition."""
+columns the API filters on), one row per stage or tier transition, and the KPI facts
+(activity per account and day, added to; spend, NPS answers and revenue, one row each)."""
 
 from __future__ import annotations
 
 import secrets
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schemas.events import StageChanged, TierChanged
+from schemas.topics import EVENTS, partition_of
 from services.funnel.cache import StateCache
+from services.funnel.config import FunnelConfig
+from services.funnel.expiry import due_at
+from services.funnel.facts import ActivityFact, Fact, NpsFact, RevenueFact, SpendFact
 from services.funnel.state import AccountState
 from services.kit.db import RawJson
-from services.kit.dialect import insert_new_rows, is_one_of, upsert_rows
-from services.kit.tables import account_transitions, accounts
+from services.kit.dialect import add_to_rows, insert_new_rows, is_one_of, upsert_rows
+from services.kit.notify import notify_accounts_changed
+from services.kit.tables import (
+    ACTIVITY_COUNTERS,
+    account_transitions,
+    accounts,
+    activity_daily,
+    campaign_spend,
+    nps_answers,
+    revenue_events,
+)
+
+DEFAULT_CONFIG = FunnelConfig()
+
+ActivityKey = tuple[date, str, int, bool]  # (day, domain, tier or 0, is_target)
 
 
 async def load_accounts(
@@ -49,14 +69,20 @@ async def load_accounts(
 
 
 async def save_accounts(
-    session: AsyncSession, states: Iterable[AccountState], cache: StateCache
+    session: AsyncSession,
+    states: Iterable[AccountState],
+    cache: StateCache,
+    config: FunnelConfig = DEFAULT_CONFIG,
 ) -> None:
+    """Write the states, with when each next falls due under ``config`` (see ``expiry``)."""
     rows = []
     for state in states:
         revision = secrets.randbits(62)
-        rows.append(_row(state, revision))
+        rows.append(_row(state, revision, due_at(state, config)))
         cache.put(state.domain, revision, state)  # trusted only once this revision is stored
     await upsert_rows(session, accounts, rows, ["domain"])
+    # The API's cached account details are evicted when this transaction commits.
+    await notify_accounts_changed(session, [str(row["domain"]) for row in rows])
 
 
 async def record_transitions(
@@ -65,13 +91,101 @@ async def record_transitions(
     await insert_new_rows(session, account_transitions, [_transition(c) for c in changes])
 
 
+async def record_facts(session: AsyncSession, facts: Sequence[Fact]) -> None:
+    """Add the activity to the daily counters; store spend, NPS and revenue (by event id,
+    so a replayed one is stored once)."""
+    await add_to_rows(session, activity_daily, _activity_rows(facts), list(_ACTIVITY_KEYS))
+    await insert_new_rows(
+        session, campaign_spend, [_spend_row(f) for f in facts if isinstance(f, SpendFact)]
+    )
+    await insert_new_rows(
+        session, nps_answers, [_nps_row(f) for f in facts if isinstance(f, NpsFact)]
+    )
+    await insert_new_rows(
+        session, revenue_events, [_revenue_row(f) for f in facts if isinstance(f, RevenueFact)]
+    )
+
+
+_ACTIVITY_KEYS = ("day", "domain", "tier", "is_target")
+
+
+def _activity_rows(facts: Sequence[Fact]) -> list[dict[str, object]]:
+    """One row per (day, account, tier, target flag): the batch's increments summed."""
+    sums: dict[ActivityKey, dict[str, int]] = defaultdict(
+        lambda: dict.fromkeys(ACTIVITY_COUNTERS, 0)
+    )
+    for fact in facts:
+        if not isinstance(fact, ActivityFact) or fact.who.domain is None:
+            continue
+        key = (fact.day, fact.who.domain, fact.who.tier or 0, fact.who.is_target)
+        row = sums[key]
+        for name, by in fact.counts.items():
+            if name in row:  # every Counters field has a column (a unit test checks it)
+                row[name] += by
+    return [dict(zip(_ACTIVITY_KEYS, key, strict=True)) | row for key, row in sorted(sums.items())]
+
+
+def _who(fact: SpendFact | NpsFact | RevenueFact) -> dict[str, object]:
+    return {"domain": fact.who.domain, "tier": fact.who.tier, "is_target": fact.who.is_target}
+
+
+def _spend_row(fact: SpendFact) -> dict[str, object]:
+    return _who(fact) | {
+        "event_id": fact.event_id,
+        "channel": fact.channel,
+        "campaign_id": fact.campaign_id,
+        "period_start": fact.period_start,
+        "period_end": fact.period_end,
+        "occurred_at": fact.occurred_at,
+        "amount": fact.amount,
+    }
+
+
+def _nps_row(fact: NpsFact) -> dict[str, object]:
+    return _who(fact) | {
+        "event_id": fact.event_id,
+        "occurred_at": fact.occurred_at,
+        "score": fact.score,
+    }
+
+
+def _revenue_row(fact: RevenueFact) -> dict[str, object]:
+    return _who(fact) | {
+        "event_id": fact.event_id,
+        "kind": fact.kind,
+        "occurred_at": fact.occurred_at,
+        "amount": fact.amount,
+        "term_end": fact.term_end,
+    }
+
+
 def _chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
-def _row(state: AccountState, revision: int) -> dict[str, object]:
+async def due_accounts(
+    session: AsyncSession, partition: int, until: datetime, limit: int, besides: set[str]
+) -> list[str]:
+    """The ``limit`` accounts of ``partition`` due earliest, at or before ``until``, other
+    than ``besides`` (loaded anyway). Ordered as ``processing.sweep`` orders them: by due
+    time, then domain in code-point order (hence the "C" collation on PostgreSQL)."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    in_order = accounts.c.domain.collate("C") if postgres else accounts.c.domain
+    query = (
+        select(accounts.c.domain)
+        .where(accounts.c.partition == partition, accounts.c.due_at <= until)
+        .order_by(accounts.c.due_at, in_order)
+        .limit(limit + len(besides))
+    )
+    found = (await session.execute(query)).scalars().all()
+    return [d for d in found if d not in besides][:limit]
+
+
+def _row(state: AccountState, revision: int, due: datetime | None) -> dict[str, object]:
     return {
+        "due_at": due,
+        "partition": partition_of(state.domain, EVENTS.partitions),
         "domain": state.domain,
         "name": state.firmographics.name,
         "owner": state.firmographics.owner,

@@ -44,6 +44,7 @@ from typing import Any
 from schemas.events import AccountUpserted, OpportunityChanged, Stage, SubscriptionChanged
 from services.funnel.config import FunnelConfig
 from services.funnel.fit import Firmographics, score_fit
+from services.funnel.signals import record_view_through_conversion
 from services.funnel.state import (
     CUSTOMER_STAGES,
     MAX_CLOSED_OPPORTUNITIES,
@@ -137,10 +138,10 @@ def on_opportunity(state: AccountState, event: OpportunityChanged, config: Funne
         return _on_won(state, event)
     if event.type == "opportunity_lost":
         return _on_lost(state, event, config)
-    return _on_open(state, event)
+    return _on_open(state, event, config)
 
 
-def _on_open(state: AccountState, event: OpportunityChanged) -> Outcome:
+def _on_open(state: AccountState, event: OpportunityChanged, config: FunnelConfig) -> Outcome:
     opportunity = event.opportunity_id
     is_new = opportunity not in state.open_opportunities
     if state.outcome_of(opportunity) is not None or (
@@ -150,6 +151,8 @@ def _on_open(state: AccountState, event: OpportunityChanged) -> Outcome:
     amount = event.amount if event.amount is not None else state.open_opportunities.get(opportunity)
     opened = sorted_by_key({**state.open_opportunities, opportunity: amount or 0.0})
     new = state.model_copy(update={"open_opportunities": opened})
+    if is_new:  # a new opportunity is a conversion: maybe a view-through one
+        new = record_view_through_conversion(new, event.occurred_at, config)
     if new.is_target and new.stage in _PROSPECT_STAGES:
         return new, [Move(Stage.OPPORTUNITY, "opportunity_opened")]
     return new, []

@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schemas import topics
-from schemas.events import StageChanged, TierChanged
+from schemas.events import ClockTicked, Event, StageChanged, TierChanged
 from services.funnel import repository
 from services.funnel.cache import StateCache
+from services.funnel.clock import clock_ticker
 from services.funnel.config import FunnelConfig, load_funnel_config
 from services.funnel.gauges import refresh_account_gauges
-from services.funnel.processing import apply_events
+from services.funnel.processing import apply_events_with_facts
 from services.funnel.settings import FunnelSettings
 from services.funnel.timeline import Timeline
 from services.kit import metrics
@@ -29,7 +30,7 @@ CONSUMED = (topics.EVENTS.name, topics.SURGES.name)
 
 class FunnelHandler:
     def __init__(
-        self, config: FunnelConfig, cache_size: int = 100_000, timeline_days: float = 30.0
+        self, config: FunnelConfig, cache_size: int = 20_000, timeline_days: float = 30.0
     ) -> None:
         self._config = config
         self._cache = StateCache(cache_size)
@@ -40,14 +41,30 @@ class FunnelHandler:
     ) -> list[OutboundRecord]:
         events = [r.event for r in records]
         domains = {e.account for e in events if e.account}
+        domains |= await self._due_for_ticks(session, events, domains)
         states = await repository.load_accounts(session, domains, self._cache)
-        changed, outputs = apply_events(states, events, self._config)
-        await repository.save_accounts(session, changed.values(), self._cache)
+        changed, outputs, facts = apply_events_with_facts(states, events, self._config)
+        await repository.save_accounts(session, changed.values(), self._cache, self._config)
         await repository.record_transitions(session, outputs)
+        await repository.record_facts(session, facts)
         await record_changes(session, outputs)
         await self._timeline.record(session, events)
         _count(outputs)
         return [event_record(change, topics.CHANGES) for change in outputs]
+
+    async def _due_for_ticks(
+        self, session: AsyncSession, events: Sequence[Event], loaded: set[str]
+    ) -> set[str]:
+        """The accounts the batch's ticks may sweep, besides those it loads anyway: for each
+        partition, enough of the earliest due for all of its ticks (see ``sweep``)."""
+        ticks = [e for e in events if isinstance(e, ClockTicked)]
+        due: set[str] = set()
+        for partition in {t.partition for t in ticks}:
+            mine = [t for t in ticks if t.partition == partition]
+            until = max(t.occurred_at for t in mine)
+            limit = self._config.max_expiries_per_tick * len(mine)
+            due.update(await repository.due_accounts(session, partition, until, limit, loaded))
+        return due
 
 
 def _count(outputs: Sequence[StageChanged | TierChanged]) -> None:
@@ -79,6 +96,11 @@ def main(settings: FunnelSettings | None = None) -> None:
             metrics_host=settings.funnel_metrics_host,
             metrics_port=settings.funnel_metrics_port,
             options=ShellOptions(max_batch=settings.funnel_max_batch),
-            sidecars=[refresh_account_gauges],
+            sidecars=[
+                refresh_account_gauges,
+                clock_ticker(
+                    settings, settings.funnel_tick_interval_s, settings.funnel_tick_lateness_s
+                ),
+            ],
         )
     )

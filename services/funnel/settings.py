@@ -17,8 +17,20 @@ class FunnelSettings(CommonSettings):
     )
     funnel_max_batch: int = Field(default=1000, ge=1)
     funnel_state_cache: int = Field(
-        default=100_000, ge=0, description="Account states kept decoded in memory (LRU)."
+        default=20_000,
+        ge=0,
+        description="Account states kept decoded in memory (LRU); about 20 KB each.",
     )
     funnel_timeline_days: float = Field(
         default=30.0, ge=0, description="Days of events kept per account for the timeline; 0: off."
+    )
+    funnel_tick_interval_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds between clock ticks, which expire windows without events; 0: off.",
+    )
+    funnel_tick_lateness_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How far behind the wall clock ticks run: the lateness events may have.",
     )

@@ -7,8 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
+from services.ingest.collect import start_resolution_series
+from services.ingest.company_ranges import CompanyRanges
+from services.ingest.company_ranges import stop as stop_refreshing
 from services.ingest.identity import VisitorAccounts
 from services.ingest.observe import start_series
+from services.ingest.pixel_path import PixelFastPath
 from services.ingest.publishing import Publisher
 from services.ingest.routes import Problem, problem_response, router
 from services.ingest.settings import IngestSettings
@@ -30,17 +34,23 @@ def create_app(settings: IngestSettings) -> FastAPI:
         engine = db.create_engine(url=settings.database_url, pool_size=settings.database_pool_size)
         producer = kafka.create_producer(settings)
         await producer.start()
+        sessions = db.create_sessionmaker(engine)
+        ip_ranges = CompanyRanges(sessions, settings.ingest_ip_ranges_refresh_s)
+        await ip_ranges.refresh_quietly()  # an unreachable database: retried in the background
         state = IngestState(
             settings=settings,
             engine=engine,
             publisher=Publisher(producer, settings.ingest_ack_timeout_s),
-            write_keys=WriteKeys(db.create_sessionmaker(engine), settings.ingest_write_key_cache_s),
+            write_keys=WriteKeys(sessions, settings.ingest_write_key_cache_s),
             visitors=VisitorAccounts(),
+            ip_ranges=ip_ranges,
         )
         holder["state"] = state
+        refreshing = ip_ranges.start()
         try:
             yield {"ingest": state}
         finally:
+            await stop_refreshing(refreshing)
             await producer.stop()
             await engine.dispose()
 
@@ -67,6 +77,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
     app.include_router(snowplow_router)
     app.include_router(health_router(readiness))
     app.add_exception_handler(Problem, _problem_handler)  # type: ignore[arg-type]
+    app.add_middleware(PixelFastPath)  # inside the timing, like any route
     app.add_middleware(TimingMiddleware, histogram=metrics.INGEST_REQUEST_SECONDS, with_status=True)
     return app
 
@@ -80,4 +91,5 @@ def main(settings: IngestSettings | None = None) -> None:
     configure_logging(settings.log_level, settings.log_json)
     metrics.publish_build_info("ingest")
     start_series()
+    start_resolution_series()
     serve(create_app(settings), settings.ingest_host, settings.ingest_port)

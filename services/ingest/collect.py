@@ -9,7 +9,8 @@ from typing import Any
 
 from schemas.events import InboundEvent
 from services.ingest.errors import RejectedMessage
-from services.ingest.identity import VisitorAccounts
+from services.ingest.identity import CONFIDENCE, REMEMBERED, RangeLookup, VisitorAccounts
+from services.ingest.ip_privacy import scrub_message
 from services.ingest.segment import Received, to_event
 from services.kit import metrics
 
@@ -31,19 +32,22 @@ def collect(
     visitors: VisitorAccounts,
     max_event_bytes: int,
     translate: Translate | None = None,
+    ranges: RangeLookup | None = None,
 ) -> Collected:
     """Map every message; a bad one is rejected alone, never the whole batch.
 
     ``translate`` turns another protocol's payload into a Segment message first (Snowplow);
-    a rejection then dead-letters the payload as it was received.
+    a rejection then dead-letters the payload as it was received, its IP addresses kept,
+    truncated or dropped per the source's policy. ``ranges`` looks up company IP ranges.
     """
     result = Collected()
     seen: set[str] = set()
     for index, message in enumerate(messages):
         try:
-            event = _one(message, received, visitors, max_event_bytes, translate)
+            event = _one(message, received, visitors, max_event_bytes, translate, ranges)
         except RejectedMessage as rejection:
-            _reject(result, index, message, rejection, received.source)
+            raw = scrub_message(message, received.ip_policy)
+            _reject(result, index, raw, rejection, received.source)
             continue
         if event is None:
             result.ignored += 1
@@ -54,6 +58,7 @@ def collect(
         else:
             seen.add(event.event_id)
             result.events.append(event)
+            metrics.INGEST_ACCOUNT_RESOLUTIONS.labels(event.account_provenance or "none").inc()
             _remember_visitor(event, visitors)
     return result
 
@@ -64,17 +69,24 @@ def _one(
     visitors: VisitorAccounts,
     max_event_bytes: int,
     translate: Translate | None,
+    ranges: RangeLookup | None,
 ) -> InboundEvent | None:
     if not isinstance(message, Mapping):
         raise RejectedMessage("message", "must be a JSON object")
     if len(json.dumps(message, default=str)) > max_event_bytes:
         raise RejectedMessage("message", f"larger than {max_event_bytes // 1024} KB")
     segment_message = translate(message) if translate else message
-    return to_event(segment_message, received, visitors.get)
+    return to_event(segment_message, received, visitors.get, ranges)
+
+
+def start_resolution_series() -> None:
+    """Every provenance ingest can produce at 0, so that rates exist before the first."""
+    for provenance in (*CONFIDENCE, "none"):
+        metrics.INGEST_ACCOUNT_RESOLUTIONS.labels(provenance)
 
 
 def _remember_visitor(event: InboundEvent, visitors: VisitorAccounts) -> None:
-    if event.account and event.anonymous_id:
+    if event.account and event.anonymous_id and event.account_provenance in REMEMBERED:
         visitors.remember(event.anonymous_id, event.account)
 
 

@@ -1,8 +1,14 @@
-"""Which account an event belongs to, and how we know (pure).
+"""Which account an event belongs to, how we know and how sure we are (pure).
 
-Order of evidence: an explicit ``groupId`` > a known contact's email domain (never a
-free-mail domain) > an earlier identification of the same visitor. IP-range lookup and
-durable visitor stitching come with the ingest issue; the provenance says which rule won.
+Order of evidence, strongest first, each with its confidence:
+
+1. an explicit ``groupId`` (or ``context.groupId``, ``properties.account``): 1.0;
+2. a known contact's email domain, never a free-mail domain: 0.9;
+3. an earlier identification of the same visitor (``anonymousId``/``userId``): 0.8;
+4. the company IP ranges holding ``context.ip``: the range's own confidence, else 0.6
+   (offices share NAT with guests, VPNs and co-working spaces muddy it).
+
+Durable stitching of anonymous visitors happens downstream (provenance ``stitched``).
 """
 
 from __future__ import annotations
@@ -10,11 +16,24 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from schemas.envelope import normalize_domain
+from schemas.envelope import AccountProvenance, normalize_domain
+from services.ingest.ip_ranges import RangeOwner
 
-Provenance = Literal["group_id", "email_domain", "visitor", "none"]
+Provenance = AccountProvenance
+
+CONFIDENCE: Mapping[Provenance, float] = {
+    "group_id": 1.0,
+    "email_domain": 0.9,
+    "visitor": 0.8,
+    "ip_range": 0.6,  # when the range itself says nothing
+}
+# Evidence worth remembering for the visitor's later hits; an IP range is looked up anew
+# on each hit (the same visitor at home is not at the office).
+REMEMBERED: frozenset[Provenance] = frozenset({"group_id", "email_domain", "visitor"})
+
+RangeLookup = Callable[[str], RangeOwner | None]
 
 FREE_MAIL_DOMAINS = frozenset(
     {
@@ -30,23 +49,41 @@ FREE_MAIL_DOMAINS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Resolution:
+    """The account, the evidence that named it and its confidence; all None when unknown."""
+
     account: str | None
-    provenance: Provenance
+    provenance: Provenance | None = None
+    confidence: float | None = None
+
+
+UNRESOLVED = Resolution(None)
 
 
 def resolve_account(
-    message: Mapping[str, Any], context: Mapping[str, Any], known: Callable[[str], str | None]
+    message: Mapping[str, Any],
+    context: Mapping[str, Any],
+    known: Callable[[str], str | None],
+    ranges: RangeLookup | None = None,
 ) -> Resolution:
+    """The strongest evidence of the message's account (see the module's order)."""
     explicit = _explicit_group(message, context)
     if explicit:
-        return Resolution(explicit, "group_id")
+        return _resolved(explicit, "group_id")
     domain = _email_domain(message, context)
     if domain:
-        return Resolution(domain, "email_domain")
+        return _resolved(domain, "email_domain")
     for visitor in (message.get("anonymousId"), message.get("userId")):
         if isinstance(visitor, str) and (account := known(visitor)):
-            return Resolution(account, "visitor")
-    return Resolution(None, "none")
+            return _resolved(account, "visitor")
+    address = context.get("ip")
+    if ranges is not None and isinstance(address, str) and (owner := ranges(address)):
+        confidence = CONFIDENCE["ip_range"] if owner.confidence is None else owner.confidence
+        return Resolution(owner.domain, "ip_range", confidence)
+    return UNRESOLVED
+
+
+def _resolved(account: str, provenance: Provenance) -> Resolution:
+    return Resolution(account, provenance, CONFIDENCE[provenance])
 
 
 def domain_of_email(email: str) -> str | None:

@@ -24,8 +24,14 @@ REASON_CLASSES = (TOO_LARGE, UNSUPPORTED_TYPE, INVALID_FIELD)
 _NEWEST: dict[str, float] = {}
 
 
+# The routes whose events can be bot traffic (those that read a user agent); at 0 from start.
+BOT_ROUTES = ("/v1/batch", "/v1/t", "/p.gif", "/com.snowplowanalytics.snowplow/tp2", "/i")
+
+
 def start_series() -> None:
     metrics.start_ingest_series((topics.EVENTS.name, topics.DEAD_LETTER.name), REASON_CLASSES)
+    for route in BOT_ROUTES:
+        metrics.INGEST_BOT_EVENTS.labels(route)
 
 
 def reason_class(reason: str) -> str:
@@ -38,11 +44,13 @@ def reason_class(reason: str) -> str:
     return INVALID_FIELD
 
 
-def observe_published(collected: Collected, request_id: str) -> None:
-    """The broker acknowledged every record of ``collected``."""
+def observe_published(collected: Collected, request_id: str, route: str = "other") -> None:
+    """The broker acknowledged every record of ``collected``, received on ``route``."""
     newest: dict[str, float] = {}
+    bots = 0
     for event in collected.events:
         metrics.INGEST_EVENTS.labels(event.type, "accepted").inc()
+        bots += event.is_bot
         occurred = event.occurred_at.timestamp()
         newest[event.type] = max(newest.get(event.type, occurred), occurred)
         extra = {"event_id": event.event_id, "request_id": request_id, "type": event.type}
@@ -53,6 +61,8 @@ def observe_published(collected: Collected, request_id: str) -> None:
             metrics.INGEST_NEWEST_EVENT.labels(event_type).set(timestamp)
     for _raw, reason, _source in collected.dead:
         metrics.INGEST_DEAD_LETTERED.labels(reason_class(reason)).inc()
+    if bots:
+        metrics.INGEST_BOT_EVENTS.labels(route).inc(bots)
     metrics.INGEST_PRODUCED.labels(topics.EVENTS.name).inc(len(collected.events))
     metrics.INGEST_PRODUCED.labels(topics.DEAD_LETTER.name).inc(len(collected.dead))
     log.debug(

@@ -1,4 +1,4 @@
-"""HTTP routes of ingest: Segment batch API, the pixel, operations endpoints."""
+"""HTTP routes of ingest: the Segment API, our native batch endpoint, the pixel."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import gzip
 import json
 import uuid
 import zlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -15,22 +16,37 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from services.ingest.collect import Collected, collect
+from services.ingest.client_address import request_context
+from services.ingest.collect import Collected, Translate, collect
 from services.ingest.errors import RejectedMessage
+from services.ingest.native import collect_native
 from services.ingest.observe import observe_published
+from services.ingest.openapi_docs import (
+    NATIVE_BATCH_BODY,
+    PIXEL_QUERY,
+    SEGMENT_BATCH_BODY,
+    SEGMENT_SINGLE_BODY,
+)
 from services.ingest.pixel import GIF, NO_CACHE, pixel_message
 from services.ingest.segment import Received, parse_time
 from services.ingest.state import IngestState
-from services.ingest.write_keys import key_from_basic_auth
+from services.ingest.write_keys import WriteKeyAccess, key_from_basic_auth
 from services.kit import metrics
 from services.kit.publish import BrokerUnavailable
 
 router = APIRouter()
 
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is unusable: not JSON, or not the expected envelope."},
+    401: {"description": "Missing, unknown or revoked write key."},
+    413: {"description": "Body larger than 500 KB, or more than 2,500 events."},
+    503: {"description": "The broker did not acknowledge in time: retry after Retry-After."},
+}
+
 
 class Rejection(BaseModel):
-    index: int
-    messageId: str | None = None
+    index: int = Field(description="Position of the message in the request (0 for one call).")
+    messageId: str | None = Field(default=None, description="Its messageId (event_id).")
     field: str
     reason: str
 
@@ -57,11 +73,23 @@ class Problem(Exception):
         self.status, self.field, self.reason, self.headers = status, field, reason, headers or {}
 
 
+def _batch_items(state: IngestState, body: dict[str, Any], field: str, noun: str) -> list[Any]:
+    """The body's list of items under ``field``: 400 if not a list, 413 past the limit."""
+    items = body.get(field)
+    if not isinstance(items, list):
+        raise Problem(400, field, f"must be a list of {noun}")
+    limit = state.settings.ingest_max_batch_events
+    if len(items) > limit:
+        raise Problem(413, field, f"more than {limit} events")
+    return items
+
+
 @router.post(
     "/v1/batch",
     response_model=BatchAccepted,
     summary="Segment HTTP Tracking API batch",
-    responses={400: {}, 401: {}, 413: {}, 503: {}},
+    responses=PROBLEMS,
+    openapi_extra=SEGMENT_BATCH_BODY,
 )
 async def post_batch(
     request: Request,
@@ -71,20 +99,52 @@ async def post_batch(
 ) -> BatchAccepted:
     state: IngestState = request.state.ingest
     body = await json_body(request, state.settings.ingest_max_batch_bytes)
-    messages = body.get("batch")
-    if not isinstance(messages, list):
-        raise Problem(400, "batch", "must be a list of messages")
-    if len(messages) > state.settings.ingest_max_batch_events:
-        raise Problem(413, "batch", f"more than {state.settings.ingest_max_batch_events} events")
+    messages = _batch_items(state, body, "batch", "messages")
     collected = await _collect(state, authorization, body, messages)
-    return await accepted(state, response, collected, x_request_id)
+    return await accepted(state, response, collected, x_request_id, "/v1/batch")
+
+
+@router.post(
+    "/v1/events",
+    response_model=BatchAccepted,
+    summary="Native batch: events in our own schemas (CRMs, server-side senders)",
+    description=(
+        "Each item is an inbound event of our schemas without `received_at` and `source` "
+        "(set by ingest); `event_id` is required and is the idempotency key, `occurred_at` "
+        "is corrected for the sender's clock skew with the body's `sent_at`. Bad items are "
+        "rejected alone (listed in `rejected`, sent to the dead-letter topic); repeated "
+        "event ids within a request are dropped. The write key travels as HTTP Basic auth "
+        "(`base64(key + ':')`) or as the body's `writeKey`."
+    ),
+    responses=PROBLEMS,
+    openapi_extra=NATIVE_BATCH_BODY,
+)
+async def post_events(
+    request: Request,
+    response: Response,
+    authorization: Annotated[str | None, Header()] = None,
+    x_request_id: Annotated[str | None, Header(max_length=128)] = None,
+) -> BatchAccepted:
+    state: IngestState = request.state.ingest
+    body = await json_body(request, state.settings.ingest_max_batch_bytes)
+    items = _batch_items(state, body, "events", "events")
+    source = await authenticate(state, authorization, body)
+    received = Received(at=datetime.now(UTC), source=source, sent_at=_sent_at(body, "sent_at"))
+    limit = state.settings.ingest_max_event_bytes
+    collected = collect_native(items, received, state.visitors, limit)
+    return await accepted(state, response, collected, x_request_id, "/v1/events")
 
 
 @router.post(
     "/v1/{call}",
     response_model=BatchAccepted,
     summary="Segment HTTP Tracking API single call (track, page, identify, group, alias)",
-    responses={400: {}, 401: {}, 404: {}, 413: {}, 503: {}},
+    responses={
+        **PROBLEMS,
+        400: {"description": "Unusable body, or the message was rejected (dead-lettered)."},
+        404: {"description": "Not one of the single calls."},
+    },
+    openapi_extra=SEGMENT_SINGLE_BODY,
 )
 async def post_single(
     call: SingleCall,
@@ -96,40 +156,76 @@ async def post_single(
     """The whole body is one message, so a rejected message is a 400 with its reason."""
     state: IngestState = request.state.ingest
     body = await json_body(request, state.settings.ingest_max_event_bytes)
-    collected = await collect_single(state, authorization, body, call.value)
-    return await accepted(state, response, collected, x_request_id)
+    route = f"/v1/{call.value}"
+    collected = await collect_single(state, authorization, body, call.value, route)
+    return await accepted(state, response, collected, x_request_id, route)
 
 
 async def collect_single(
-    state: IngestState, authorization: str | None, body: dict[str, Any], call: str
+    state: IngestState,
+    authorization: str | None,
+    body: dict[str, Any],
+    call: str,
+    route: str = "/v1/t",
 ) -> Collected:
-    """One Segment call as the whole body; its rejection is the request's 400."""
-    message = {**body, "type": body.get("type") or call}
-    if message["type"] != call:
-        raise Problem(400, "type", f"{str(message['type'])[:32]!r} sent to /v1/{call}")
-    collected = await _collect(state, authorization, body, [message])
+    """One Segment call as the whole body; its rejection is the request's 400.
+
+    A rejected message is dead-lettered first, as a batch's rejects are: the 400 is
+    answered only once the broker holds it (503 when it cannot).
+    """
+    # The body is the message, but its writeKey is a credential: never in a dead letter.
+    message = {k: v for k, v in body.items() if k != "writeKey"}
+    message["type"] = body.get("type") or call
+    collected = await _collect(state, authorization, body, [message], _only(call))
     if collected.rejected:
+        await publish_collected(state, collected, uuid.uuid4().hex, route)
         [rejection] = collected.rejected
         raise Problem(400, rejection["field"], rejection["reason"])
     return collected
 
 
+def _only(call: str) -> Translate:
+    """A single-call endpoint takes messages of its own type only."""
+
+    def check(message: Mapping[str, Any]) -> Mapping[str, Any]:
+        if message.get("type") != call:
+            raise RejectedMessage("type", f"{str(message.get('type'))[:32]!r} sent to /v1/{call}")
+        return message
+
+    return check
+
+
 async def _collect(
-    state: IngestState, authorization: str | None, body: dict[str, Any], messages: list[Any]
+    state: IngestState,
+    authorization: str | None,
+    body: dict[str, Any],
+    messages: list[Any],
+    translate: Translate | None = None,
 ) -> Collected:
-    source = await authenticate(state, authorization, body)
+    access = await authorize(state, authorization, body)
     received = Received(
-        at=datetime.now(UTC), source=source, sent_at=_sent_at(body), context=_context(body)
+        at=datetime.now(UTC),
+        source=access.source,
+        sent_at=_sent_at(body),
+        context=_context(body),
+        ip_policy=access.ip_policy,
     )
-    return collect(messages, received, state.visitors, state.settings.ingest_max_event_bytes)
+    limit = state.settings.ingest_max_event_bytes
+    return collect(
+        messages, received, state.visitors, limit, translate, ranges=state.ip_ranges.lookup
+    )
 
 
 async def accepted(
-    state: IngestState, response: Response, collected: Collected, x_request_id: str | None
+    state: IngestState,
+    response: Response,
+    collected: Collected,
+    x_request_id: str | None,
+    route: str = "other",
 ) -> BatchAccepted:
     request_id = x_request_id or uuid.uuid4().hex
     response.headers["X-Request-ID"] = request_id
-    await publish_collected(state, collected, request_id)
+    await publish_collected(state, collected, request_id, route)
     return BatchAccepted(
         accepted=len(collected.events),
         ignored=collected.ignored,
@@ -138,23 +234,46 @@ async def accepted(
     )
 
 
-@router.get("/p.gif", summary="Tracking pixel: always a 1x1 GIF", response_class=Response)
+@router.get(
+    "/p.gif",
+    summary="Tracking pixel: always a 1x1 GIF",
+    response_class=Response,
+    responses={200: {"content": {"image/gif": {}}, "description": "The 43-byte GIF."}},
+    openapi_extra=PIXEL_QUERY,
+)
 async def pixel(request: Request) -> Response:
-    state: IngestState = request.state.ingest
-    query = {"ua": request.headers.get("user-agent", ""), **request.query_params}
-    source = await state.write_keys.source(query.get("k", "")) if query.get("k") else None
-    if source is None:
-        metrics.INGEST_EVENTS.labels("page_viewed", "unauthenticated").inc()
-    else:
-        received = Received(at=datetime.now(UTC), source=source)
-        collected = collect([pixel_message(query)], received, state.visitors, 4096)
-        # A pixel cannot retry or read errors; a failure is counted in the metrics.
-        with contextlib.suppress(Problem):
-            await publish_collected(state, collected, uuid.uuid4().hex)
+    """Documents the pixel; hits are served by ``PixelFastPath`` (services/ingest/pixel_path.py)
+    in front of routing, which shares ``record_pixel_hit`` with this route."""
+    await record_pixel_hit(request.state.ingest, request)
     return Response(GIF, media_type="image/gif", headers=NO_CACHE)
 
 
-async def publish_collected(state: IngestState, collected: Collected, request_id: str) -> None:
+async def record_pixel_hit(state: IngestState, request: Request) -> None:
+    """Produce the page view a pixel hit describes; never raises for bad input or an
+    unavailable broker (a pixel cannot read errors: they are counted in the metrics)."""
+    query = {"ua": request.headers.get("user-agent", ""), **request.query_params}
+    access = await state.write_keys.access(query.get("k", "")) if query.get("k") else None
+    if access is None:
+        metrics.INGEST_EVENTS.labels("page_viewed", "unauthenticated").inc()
+    else:
+        address = request_context(request, state.settings.ingest_trusted_proxies)
+        received = Received(
+            at=datetime.now(UTC), source=access.source, context=address, ip_policy=access.ip_policy
+        )
+        collected = collect(
+            [pixel_message(query)], received, state.visitors, 4096, ranges=state.ip_ranges.lookup
+        )
+        with contextlib.suppress(Problem):
+            await publish_collected(state, collected, uuid.uuid4().hex, "/p.gif")
+
+
+async def publish_collected(
+    state: IngestState, collected: Collected, request_id: str, route: str = "other"
+) -> None:
+    """Produce and wait for the acknowledgements; ``Problem(503)`` when they do not come.
+
+    ``route`` labels the metrics (bot events per endpoint): a route template, never input.
+    """
     try:
         await state.publisher.publish(collected.events, collected.dead)
     except BrokerUnavailable as error:
@@ -162,17 +281,24 @@ async def publish_collected(state: IngestState, collected: Collected, request_id
         raise Problem(
             503, "broker", "not acknowledged in time; retry", {"Retry-After": "5"}
         ) from error
-    observe_published(collected, request_id)
+    observe_published(collected, request_id, route)
 
 
 async def authenticate(state: IngestState, authorization: str | None, body: dict[str, Any]) -> str:
+    return (await authorize(state, authorization, body)).source
+
+
+async def authorize(
+    state: IngestState, authorization: str | None, body: dict[str, Any]
+) -> WriteKeyAccess:
+    """The write key's source and IP policy; 401 when missing, unknown or revoked."""
     key = key_from_basic_auth(authorization) or body.get("writeKey")
     if not isinstance(key, str) or not key:
         raise Problem(401, "writeKey", "missing: send HTTP Basic auth with the write key")
-    source = await state.write_keys.source(key)
-    if source is None:
+    access = await state.write_keys.access(key)
+    if access is None:
         raise Problem(401, "writeKey", "unknown or revoked write key")
-    return source
+    return access
 
 
 async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
@@ -209,11 +335,11 @@ def _gunzip(raw: bytes, max_bytes: int) -> bytes:
     return data
 
 
-def _sent_at(body: dict[str, Any]) -> datetime | None:
+def _sent_at(body: dict[str, Any], field: str = "sentAt") -> datetime | None:
     try:
-        return parse_time(body.get("sentAt"))
+        return parse_time(body.get(field))
     except RejectedMessage as rejection:
-        raise Problem(400, "sentAt", rejection.reason) from None
+        raise Problem(400, field, rejection.reason) from None
 
 
 def _context(body: dict[str, Any]) -> dict[str, Any] | None:

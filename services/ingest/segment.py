@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from schemas.events import INBOUND_ADAPTER, InboundEvent
 from services.ingest.bots import is_bot
 from services.ingest.errors import RejectedMessage
-from services.ingest.identity import resolve_account
+from services.ingest.identity import RangeLookup, resolve_account
+from services.kit.credentials import IpPolicy
 
 TRACK_TYPES: Mapping[str, str] = {
     "ad impression": "ad_impressed",
@@ -59,24 +60,35 @@ FIRMOGRAPHIC_TRAITS: Mapping[str, str] = {
 
 @dataclass(frozen=True, slots=True)
 class Received:
-    """What the request adds to every message: when, from which source, batch context."""
+    """What the request adds to every message: when, from which source, batch context
+    (for browser-facing routes, the client's address as ``context.ip``), and what the
+    source lets us keep of IP addresses."""
 
     at: datetime
     source: str
     sent_at: datetime | None = None
     context: Mapping[str, Any] | None = None
+    ip_policy: IpPolicy = "truncate"
 
 
 Lookup = Callable[[str], str | None]
 
 
-def to_event(message: Mapping[str, Any], received: Received, known: Lookup) -> InboundEvent | None:
-    """Map one Segment message; ``None`` when the spec call has no event of ours."""
+def to_event(
+    message: Mapping[str, Any],
+    received: Received,
+    known: Lookup,
+    ranges: RangeLookup | None = None,
+) -> InboundEvent | None:
+    """Map one Segment message; ``None`` when the spec call has no event of ours.
+
+    The message's IP (``context.ip``) only serves the account lookup: no event carries it.
+    """
     kind = message.get("type")
     if kind not in ("page", "screen", "track", "identify", "group", "alias"):
         raise RejectedMessage("type", f"unsupported message type {str(kind)[:32]!r}")
     context = {**(received.context or {}), **_mapping(message, "context")}
-    resolution = resolve_account(message, context, known)
+    resolution = resolve_account(message, context, known, ranges)
     fields = _specific_fields(kind, message, context)
     if fields is None:
         return None
@@ -86,6 +98,8 @@ def to_event(message: Mapping[str, Any], received: Received, known: Lookup) -> I
         "occurred_at": event_time(message, received),
         "received_at": received.at,
         "account": resolution.account,
+        "account_provenance": resolution.provenance,
+        "account_confidence": resolution.confidence,
         "anonymous_id": message.get("anonymousId") or message.get("userId"),
         "source": received.source,
         "is_bot": is_bot(str(context.get("userAgent") or "")),
@@ -99,7 +113,10 @@ def event_time(message: Mapping[str, Any], received: Received) -> datetime:
     if original is None:
         return received.at
     if sent_at is not None:
-        original = received.at - (sent_at - original)
+        try:
+            original = received.at - (sent_at - original)
+        except OverflowError:  # found by the fuzzer: sentAt and timestamp millennia apart
+            raise RejectedMessage("timestamp", "out of range once corrected by sentAt") from None
     return min(original, received.at)  # a sender's clock ahead of ours: clamp, keep order
 
 

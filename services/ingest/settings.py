@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network
+
 from pydantic import Field
 
 from services.kit.settings import CommonSettings
@@ -21,4 +23,12 @@ class IngestSettings(CommonSettings):
     )
     ingest_max_clock_skew_s: float = Field(
         default=300.0, ge=0, description="Event times later than received_at + this are clamped."
+    )
+    ingest_trusted_proxies: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list,
+        description="Proxies (CIDRs, a JSON list) whose X-Forwarded-For names the client of "
+        "the pixel, tag and Snowplow routes; empty: the TCP peer is the client.",
+    )
+    ingest_ip_ranges_refresh_s: float = Field(
+        default=60.0, gt=0, description="How often the company IP ranges are checked for changes."
     )

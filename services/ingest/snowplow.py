@@ -16,6 +16,7 @@ names the account, one named ``contact`` (``email``) identifies the visitor, one
 ``properties`` adds event properties. Times: ``ttm`` (true timestamp) is trusted as is;
 otherwise ``dtm`` (device created) and ``stm`` (device sent) correct the clock skew like
 Segment's ``timestamp`` and ``sentAt``. The visitor is ``duid``, else ``tnuid``, else ``sid``.
+The ``ip`` parameter becomes ``context.ip`` (company IP ranges).
 """
 
 from __future__ import annotations
@@ -134,6 +135,8 @@ def _segment_context(payload: Mapping[str, Any], entities: Mapping[str, Any]) ->
         context["groupId"] = group
     if payload.get("ua"):
         context["userAgent"] = payload["ua"]
+    if payload.get("ip"):
+        context["ip"] = payload["ip"]  # the tracker's ``ip`` beats the request's address
     return context
 
 

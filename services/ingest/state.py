@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.ingest.company_ranges import CompanyRanges
 from services.ingest.identity import VisitorAccounts
 from services.ingest.publishing import Publisher
 from services.ingest.settings import IngestSettings
@@ -19,3 +20,4 @@ class IngestState:
     publisher: Publisher
     write_keys: WriteKeys
     visitors: VisitorAccounts
+    ip_ranges: CompanyRanges

@@ -7,7 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
+from services.ingest.client_address import request_context
+from services.ingest.openapi_docs import BEACON_BODY
 from services.ingest.routes import (
+    PROBLEMS,
     BatchAccepted,
     Problem,
     accepted,
@@ -36,7 +39,8 @@ async def beacon_preflight(origin: Annotated[str | None, Header()] = None) -> Re
     "/v1/t",
     response_model=BatchAccepted,
     summary="The tag's beacon: one Segment page message with its writeKey",
-    responses={400: {}, 401: {}, 413: {}, 503: {}},
+    responses=PROBLEMS,
+    openapi_extra=BEACON_BODY,
 )
 async def post_beacon(
     request: Request,
@@ -48,13 +52,21 @@ async def post_beacon(
     try:
         body = await json_body(request, state.settings.ingest_max_event_bytes)
         _with_user_agent(body, request.headers.get("user-agent"))
+        _with_address(body, request_context(request, state.settings.ingest_trusted_proxies))
         collected = await collect_single(state, None, body, "page")
-        result = await accepted(state, response, collected, None)
+        result = await accepted(state, response, collected, None, "/v1/t")
     except Problem as problem:
         problem.headers.update(cors)
         raise
     response.headers.update(cors)
     return result
+
+
+def _with_address(body: dict[str, Any], address: dict[str, str]) -> None:
+    """A beacon's IP is its request's: a page's script cannot know its public address."""
+    context = body.get("context")
+    if address and isinstance(context, dict | None):
+        body["context"] = {**(context or {}), **address}
 
 
 def _with_user_agent(body: dict[str, Any], user_agent: str | None) -> None:

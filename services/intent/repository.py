@@ -18,6 +18,7 @@ from schemas.events import SurgeEnded, SurgeStarted
 from services.intent.detector import SeriesState
 from services.intent.processing import SeriesKey
 from services.kit.dialect import upsert_rows, upsert_statement
+from services.kit.notify import notify_accounts_changed
 from services.kit.tables import intent_series, surges
 
 
@@ -89,3 +90,4 @@ async def record_surges(
                 .where(surges.c.ended_at.is_(None))
                 .values(ended_at=change.occurred_at)
             )
+    await notify_accounts_changed(session, (change.account for change in changes))

@@ -204,6 +204,9 @@ class ConsumerShell:
         unseen = self._unseen(batch)
         if not unseen:
             return
+        # A rebalance may revoke partitions while the transaction awaits: keep the positions
+        # this batch was read from (the offset compare-and-set fences a stale one).
+        expected = {key: self._positions.get(key) for key in unseen}
         records, outbox = self._decode(unseen)
         transaction_started = time.perf_counter()
         async with self._sessions() as session, session.begin():
@@ -213,13 +216,11 @@ class ConsumerShell:
             for key, queued in outbox.items():
                 await offsets.enqueue(session, self._group, key, queued)
                 next_offset = unseen[key][-1].offset + 1
-                await offsets.advance_offset(
-                    session, self._group, key, self._positions[key], next_offset
-                )
+                await offsets.advance_offset(session, self._group, key, expected[key], next_offset)
             await self._maybe_prune(session)
         committed_at = time.perf_counter()
         advanced = {key: messages[-1].offset + 1 for key, messages in unseen.items()}
-        self._positions.update(advanced)
+        self._positions.update({key: at for key, at in advanced.items() if key in self._positions})
         await self._commit_to_kafka(advanced)
         self._observe_batch(unseen, fresh, committed_at - transaction_started)
         metrics.CONSUMER_BATCH_SECONDS.labels(self._group).observe(time.perf_counter() - started)

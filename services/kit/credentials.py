@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime
+from typing import Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +18,10 @@ from services.kit.dialect import upsert_statement
 from services.kit.tables import api_tokens, write_keys
 
 SCOPES = frozenset({"read", "write", "admin"})
+
+# What ingest keeps of a visitor's IP after the account lookup, per write key.
+IpPolicy = Literal["keep", "truncate", "drop"]
+IP_POLICIES: tuple[IpPolicy, ...] = ("keep", "truncate", "drop")
 
 
 def hash_secret(secret: str) -> str:
@@ -37,6 +42,21 @@ async def source_for_write_key(session: AsyncSession, key: str) -> str | None:
     return row.scalar_one_or_none()
 
 
+async def write_key_access(session: AsyncSession, key: str) -> tuple[str, IpPolicy] | None:
+    """The source name and IP policy of an active write key, or None."""
+    row = (
+        await session.execute(
+            select(write_keys.c.source, write_keys.c.ip_policy)
+            .where(write_keys.c.key_hash == hash_secret(key))
+            .where(write_keys.c.revoked_at.is_(None))
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    policy: IpPolicy = next((p for p in IP_POLICIES if p == row.ip_policy), "truncate")
+    return str(row.source), policy
+
+
 async def scopes_for_token(session: AsyncSession, token: str) -> frozenset[str] | None:
     row = await session.execute(
         select(api_tokens.c.scopes)
@@ -47,10 +67,17 @@ async def scopes_for_token(session: AsyncSession, token: str) -> frozenset[str] 
     return None if scopes is None else frozenset(scopes.split())
 
 
-async def store_write_key(session: AsyncSession, key: str, source: str) -> None:
+async def store_write_key(
+    session: AsyncSession, key: str, source: str, ip_policy: IpPolicy = "truncate"
+) -> None:
     await session.execute(
         upsert_statement(session, write_keys)
-        .values(key_hash=hash_secret(key), source=source, created_at=datetime.now(UTC))
+        .values(
+            key_hash=hash_secret(key),
+            source=source,
+            ip_policy=ip_policy,
+            created_at=datetime.now(UTC),
+        )
         .on_conflict_do_nothing()
     )
 

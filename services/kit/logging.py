@@ -1,7 +1,8 @@
 """Logging set-up: plain text for people, JSON lines for log pipelines.
 
 Personal data stays out of the logs: ``RedactingFilter`` masks email addresses and IPv4 /
-IPv6 addresses in every message and ``extra=`` string before any handler formats it.
+IPv6 addresses in every message and ``extra=`` value (strings, also inside lists and
+dicts) before any handler formats it; both formatters mask exception tracebacks too.
 """
 
 from __future__ import annotations
@@ -64,16 +65,34 @@ def _is_ip(candidate: str) -> bool:
     return True
 
 
+def _redact_value(value: Any) -> Any:
+    """Strings masked, also inside dicts, lists and tuples; other values as they are."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redact_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(item) for item in value]
+    return value
+
+
 class RedactingFilter(logging.Filter):
-    """Renders the message once, masked; masks string ``extra=`` fields too."""
+    """Renders the message once, masked; masks ``extra=`` fields too."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())
         record.args = None
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD_ATTRS and isinstance(value, str):
-                setattr(record, key, redact(value))
+        for key, value in list(record.__dict__.items()):
+            if key not in _STANDARD_ATTRS:
+                setattr(record, key, _redact_value(value))
         return True
+
+
+class RedactingFormatter(logging.Formatter):
+    """Plain text whose exception tracebacks are masked like messages are."""
+
+    def formatException(self, ei: Any) -> str:
+        return redact(super().formatException(ei))
 
 
 def configure_logging(level: str, as_json: bool) -> None:
@@ -82,7 +101,7 @@ def configure_logging(level: str, as_json: bool) -> None:
     if as_json:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

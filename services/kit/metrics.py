@@ -146,6 +146,13 @@ API_REQUEST_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 
+INGEST_ACCOUNT_RESOLUTIONS = Counter(
+    "abm_ingest_account_resolutions_total",
+    "Accepted events by the evidence that named their account (group_id, email_domain, "
+    'visitor, ip_range; "none" when no account was found).',
+    ["provenance"],
+)
+
 
 def start_consumer_series(group: str, topic_names: Sequence[str], reasons: Sequence[str]) -> None:
     """Create a consumer's bounded series at 0, so that ``rate``/``increase`` and the alerts
@@ -175,3 +182,39 @@ def publish_build_info(service: str) -> None:
     except PackageNotFoundError:
         package_version = "unknown"
     BUILD_INFO.info(dict(zip(BUILD_INFO_KEYS, (package_version, service), strict=True)))
+
+
+# --- visitor stitching (services/stitch) --------------------------------------------------
+
+STITCH_VISITORS_IDENTIFIED = Counter(
+    "abm_stitch_visitors_identified_total",
+    "Anonymous visitors identified for the first time (their earlier events attributed).",
+)
+STITCH_EVENTS_ATTRIBUTED = Counter(
+    "abm_stitch_events_attributed_total",
+    'Stitched copies published, by kind: "pending" (held until the visitor identified) or '
+    '"direct" (the visitor had already identified).',
+    ["kind"],
+)
+STITCH_PENDING_EVENTS = Counter(
+    "abm_stitch_pending_events_total",
+    'Anonymous events of unidentified visitors, by outcome: "stored" (held for a later '
+    'identification) or "pruned" (dropped by the per-visitor bound: never attributed).',
+    ["outcome"],
+)
+
+
+def start_stitch_series() -> None:
+    """The stitch consumer's series at 0, so that rates exist before the first event."""
+    STITCH_VISITORS_IDENTIFIED.inc(0)
+    for kind in ("pending", "direct"):
+        STITCH_EVENTS_ATTRIBUTED.labels(kind)
+    for outcome in ("stored", "pruned"):
+        STITCH_PENDING_EVENTS.labels(outcome)
+
+
+INGEST_BOT_EVENTS = Counter(
+    "abm_ingest_bot_events_total",
+    "Accepted events tagged as bot traffic (kept, ignored by scoring), per ingest route.",
+    ["route"],
+)

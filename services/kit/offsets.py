@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import delete, insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.dialect import upsert_statement
@@ -96,6 +96,13 @@ async def advance_offset(
         raise OffsetConflict(f"{topic}[{number}] moved past {expected}")
 
 
+_CLAIM_ARRAY = text(
+    "INSERT INTO processed_events (group_id, event_id, processed_at)"
+    " SELECT :group_id, event_id, :now FROM unnest(CAST(:event_ids AS VARCHAR(128)[])) AS event_id"
+    " ON CONFLICT DO NOTHING RETURNING event_id"
+)
+
+
 async def claim_new(session: AsyncSession, group_id: str, event_ids: Sequence[str]) -> set[str]:
     """Record the ids this group has not applied yet and return exactly those.
 
@@ -106,6 +113,11 @@ async def claim_new(session: AsyncSession, group_id: str, event_ids: Sequence[st
     if not unique:
         return set()
     now = datetime.now(UTC)
+    if session.get_bind().dialect.name == "postgresql":  # one statement over an array
+        claimed = await session.execute(
+            _CLAIM_ARRAY, {"group_id": group_id, "event_ids": unique, "now": now}
+        )
+        return set(claimed.scalars())
     statement = (
         upsert_statement(session, processed_events)
         .on_conflict_do_nothing()

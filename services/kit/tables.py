@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -115,8 +116,13 @@ accounts = Table(
     Column("state", JsonDocument, nullable=False),
     # A random token per write: a consumer's cached state is current iff it is unchanged.
     Column("revision", BigInteger, nullable=False, server_default="0"),
+    # When time alone next changes the account (a window running out), and the partition
+    # of the events topic it lives on: what a ``ClockTicked`` of that partition sweeps.
+    Column("due_at", UtcDateTime),
+    Column("partition", Integer),
     Index(None, "stage", "domain"),
     Index(None, "tier", "domain"),
+    Index(None, "partition", "due_at", "domain"),
 )
 
 account_transitions = Table(
@@ -242,6 +248,9 @@ write_keys = Table(
     Column("source", String(256), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime),
+    # What ingest keeps of a visitor's IP once the account lookup is done (migration 0008):
+    # keep | truncate (IPv4 /24, IPv6 /48) | drop.
+    Column("ip_policy", String(16), nullable=False, server_default="truncate"),
 )
 
 api_tokens = Table(
@@ -256,4 +265,112 @@ api_tokens = Table(
 
 # --- funnel KPI facts (migration 0007) ----------------------------------------------------
 
+# Written by the funnel in the batch's transaction (see services/funnel/facts.py); the API
+# aggregates them per period and tier. Tier 0 = no tier; tier and is_target are the
+# account's before the event.
+ACTIVITY_COUNTERS = (
+    "ad_impressions", "ad_clicks", "visits", "high_value_visits", "view_through_visits",
+    "view_through_conversions", "chats", "emails", "emails_sent", "meetings", "forms",
+    "touches", "engagements", "surges", "web_research_spikes", "competitor_surges",
+)  # fmt: skip
+
+activity_daily = Table(
+    "activity_daily",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("domain", String(253), primary_key=True),
+    Column("tier", Integer, primary_key=True),
+    Column("is_target", Boolean, primary_key=True),
+    *(Column(name, BigInteger, nullable=False, server_default="0") for name in ACTIVITY_COUNTERS),
+    Index(None, "domain", "day"),
+)
+
+campaign_spend = Table(
+    "campaign_spend",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("channel", String(256), nullable=False),
+    Column("campaign_id", String(256)),
+    Column("domain", String(253)),  # null: spend on no account in particular
+    Column("tier", Integer),
+    Column("is_target", Boolean, nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("amount", Float, nullable=False),
+    Index(None, "period_end", "period_start"),
+)
+
+nps_answers = Table(
+    "nps_answers",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("domain", String(253), nullable=False),
+    Column("tier", Integer),
+    Column("is_target", Boolean, nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("score", Integer, nullable=False),
+    Index(None, "occurred_at"),
+)
+
+revenue_events = Table(
+    "revenue_events",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("domain", String(253), nullable=False),
+    Column("tier", Integer),
+    Column("is_target", Boolean, nullable=False),
+    Column("kind", String(16), nullable=False),  # new | renewal | expansion | churn
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("amount", Float, nullable=False),
+    Column("term_end", Date),
+    Index(None, "occurred_at"),
+    Index(None, "domain", "occurred_at"),
+)
+
+
 # --- ingest identity (migration 0008) -----------------------------------------------------
+
+company_ip_ranges = Table(
+    "company_ip_ranges",
+    metadata,
+    Column("cidr", String(64), primary_key=True),  # normalized: host bits cleared
+    Column("domain", String(253), nullable=False),
+    Column("confidence", Float),  # 0..1; null: ingest's default for IP evidence
+    Column("label", String(256)),  # where the range came from (file name, provider)
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "domain"),
+)
+
+# --- visitor stitching (migration 0009) ---------------------------------------------------
+
+# Written by services/stitch. One row per anonymous visitor: the account it belongs to
+# once known, and when (event time) it identified as a known contact. An account named by
+# a weak rule (IP ranges) leaves ``identified_at`` null: the KPI's denominator of anonymous
+# visitors from an account; ``identified_at`` set: the visitor became a known contact.
+visitors = Table(
+    "visitors",
+    metadata,
+    Column("anonymous_id", String(256), primary_key=True),
+    Column("account", String(253)),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("identified_at", UtcDateTime),
+    Column("provenance", String(16)),  # the evidence that named ``account``
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Column("confidence", Float),  # of the identification; stitched copies carry it
+    # The latest identification's account: differs from ``account`` when the visitor later
+    # identified as another account (the first identification keeps the attribution).
+    Column("last_identified_account", String(253)),
+    Index(None, "account"),
+)
+
+# Events of not-yet-identified visitors, attributed (and deleted) when the visitor
+# identifies; bounded per visitor (the most recent, within a window of event time).
+visitor_pending_events = Table(
+    "visitor_pending_events",
+    metadata,
+    Column("anonymous_id", String(256), primary_key=True),
+    Column("event_id", String(128), primary_key=True),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("payload", JsonDocument, nullable=False),
+)

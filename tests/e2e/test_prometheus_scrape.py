@@ -1,4 +1,4 @@
-"""A real Prometheus scrapes the four running services (real broker, real PostgreSQL):
+"""A real Prometheus scrapes the five running services (real broker, real PostgreSQL):
 every metric the dashboards and alert rules use exists, the alert rules load, and the
 event counters move when events flow through ingest."""
 
@@ -24,7 +24,7 @@ from tests.prometheus_server import PrometheusServer, scrape_config, start_prome
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = ("ingest", "intent", "funnel", "api")
+SERVICES = ("ingest", "intent", "funnel", "stitch", "api")
 EVENTS = topics.EVENTS.name
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -55,6 +56,16 @@ async def test_the_account_etag_changes_with_every_write_it_depends_on(
     async def etag() -> str:
         return (await api.get("/v1/accounts/acct03.com", headers=READ)).headers["etag"]
 
+    async def changed_from(previous: str) -> str:
+        """The next different ETag: a writer's notification reaches the API soon after its
+        commit, not before the commit returns (a tag left stale fails after 100 polls)."""
+        for _ in range(100):
+            tag = await etag()
+            if tag != previous:
+                return tag
+            await asyncio.sleep(0.05)
+        return previous
+
     first = await etag()
     assert first == await etag()
     ended = SurgeEnded(
@@ -72,7 +83,7 @@ async def test_the_account_etag_changes_with_every_write_it_depends_on(
     engine = db.create_engine(url=pg_url)
     async with db.create_sessionmaker(engine)() as session, session.begin():
         await intent_repository.record_surges(session, [ended])
-    after_surge = await etag()
+    after_surge = await changed_from(first)
     async with db.create_sessionmaker(engine)() as session, session.begin():
         state = (await funnel_repository.load_accounts(session, ["acct03.com"], StateCache(1)))[
             "acct03.com"
@@ -81,8 +92,9 @@ async def test_the_account_etag_changes_with_every_write_it_depends_on(
             session, [state], StateCache(1)
         )  # same state, new write
     await engine.dispose()
+    after_write = await changed_from(after_surge)
     body = (await api.get("/v1/accounts/acct03.com", headers=READ)).json()
-    assert len({first, after_surge, await etag()}) == 3 and body["surges"] == []
+    assert len({first, after_surge, after_write}) == 3 and body["surges"] == []
     assert (await api.get("/v1/accounts/missing.com", headers=READ)).status_code == 404
 
 

@@ -4,11 +4,13 @@ and two members sharing the partitions through rebalances."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from schemas import topics
 from schemas.events import AccountUpserted, PageViewed, encode_event
@@ -18,7 +20,8 @@ from services.funnel.service import CONSUMED, FunnelHandler
 from services.funnel.state import AccountState
 from services.kit import db
 from services.kit.broker import EmbeddedBroker, free_port
-from services.kit.consumer import ConsumerShell
+from services.kit.consumer import ConsumerShell, InboundRecord
+from services.kit.offsets import OutboundRecord
 from services.kit.settings import CommonSettings
 from services.kit.tables import accounts, processed_events
 from tests.harness import Stack, consume_all, produce, stored_progress, wait_for_progress
@@ -91,6 +94,60 @@ async def test_two_members_split_the_partitions_and_agree_with_one_run(
     unique = list({e.event_id: e for e in events}.values())
     expected, _ = apply_events({}, unique, FunnelConfig())
     engine = db.create_engine(url=pg_url)
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select(accounts.c.domain, accounts.c.state))).all()
+    await engine.dispose()
+    assert {d: AccountState.model_validate(s) for d, s in rows} == expected
+
+
+class _RebalancedMidBatch:
+    """Wraps the funnel handler: while the first batch's transaction is open, the group
+    takes every partition of the batch away, and hands them back once it committed."""
+
+    def __init__(self, inner: FunnelHandler, database_url: str) -> None:
+        self.inner = inner
+        self.database_url = database_url
+        self.shell: ConsumerShell | None = None
+        self.given_back: asyncio.Task[None] | None = None
+
+    async def apply(
+        self, session: AsyncSession, records: Sequence[InboundRecord]
+    ) -> list[OutboundRecord]:
+        if self.given_back is None and self.shell is not None:
+            partitions = {TopicPartition(r.topic, r.partition) for r in records}
+            self.shell.on_revoked(partitions)
+            self.given_back = asyncio.create_task(self._give_back(self.shell, partitions))
+        return await self.inner.apply(session, records)
+
+    async def _give_back(self, shell: ConsumerShell, partitions: set[TopicPartition]) -> None:
+        await wait_for_progress(self.database_url, beyond=0)
+        await shell.on_assigned(partitions)
+
+
+async def test_a_rebalance_during_a_batch_neither_crashes_nor_loses_the_batch(
+    pg_url: str, broker: EmbeddedBroker
+) -> None:
+    events = generate(accounts=40, events_per_account=10, seed=8)
+    await produce(broker.bootstrap, events)
+    engine = db.create_engine(url=pg_url)
+    settings = CommonSettings(kafka_bootstrap=broker.bootstrap, database_url=pg_url,
+                              kafka_session_timeout_ms=2000)  # fmt: skip
+    handler = _RebalancedMidBatch(FunnelHandler(FunnelConfig()), pg_url)
+    shell = ConsumerShell(settings=settings, group_id=topics.FUNNEL_GROUP, topic_names=CONSUMED,
+                          handler=handler, sessionmaker=db.create_sessionmaker(engine))  # fmt: skip
+    handler.shell = shell
+    stop = asyncio.Event()
+    running = asyncio.create_task(shell.run(stop))
+    for _ in range(600):
+        if running.done() or await stored_progress(pg_url) >= len(events):
+            break
+        await asyncio.sleep(0.1)
+    stop.set()
+    await running  # raises if the shell crashed
+
+    assert handler.given_back is not None and handler.given_back.done()
+    unique = list({e.event_id: e for e in events}.values())
+    expected, _ = apply_events({}, unique, FunnelConfig())
     async with engine.connect() as connection:
         rows = (await connection.execute(select(accounts.c.domain, accounts.c.state))).all()
     await engine.dispose()

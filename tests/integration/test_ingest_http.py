@@ -126,6 +126,15 @@ async def test_pixel_always_answers_the_gif_and_produces_with_a_key(
             assert response.headers["content-type"] == "image/gif"
             assert len(response.content) == 43
             assert response.headers["cache-control"] == "no-cache, no-store, must-revalidate"
+        head = await client.head(f"{ingest}/p.gif?k=unknown")
+        assert (head.status_code, head.headers["content-type"], head.content) == (
+            200,
+            "image/gif",
+            b"",
+        )
+        metrics_text = (await client.get(f"{ingest}/metrics")).text
+    # Served in front of routing, yet timed under its route like any other request.
+    assert 'abm_ingest_request_seconds_count{route="/p.gif",status="200"} 4.0' in metrics_text
     [record] = await consume_all(broker.bootstrap, topics.EVENTS.name, 1)
     event = decode_event(record.value)
     assert (event.type, event.account, event.anonymous_id, event.event_id) == (

@@ -28,6 +28,7 @@ ABM_SERVICES = {
     "api": ("ABM_API_HOST", "ABM_API_PORT"),
     "intent": ("ABM_INTENT_METRICS_HOST", "ABM_INTENT_METRICS_PORT"),
     "funnel": ("ABM_FUNNEL_METRICS_HOST", "ABM_FUNNEL_METRICS_PORT"),
+    "stitch": ("ABM_STITCH_METRICS_HOST", "ABM_STITCH_METRICS_PORT"),
 }
 ONE_SHOTS = ("migrate", "topics")
 ABM_CONTAINERS = (*ABM_SERVICES, *ONE_SHOTS)
@@ -52,6 +53,7 @@ SETTINGS_MODULES = (
     "services.api.settings",
     "services.intent.settings",
     "services.funnel.settings",
+    "services.stitch.settings",
 )
 
 _COMPOSE_VAR = re.compile(r"\$\$|\$\{\w+(?::?-([^}]*))?\}")
@@ -271,7 +273,7 @@ def test_runtime_runs_abm_as_a_non_root_user(services: dict[str, Any]) -> None:
     assert env["PYTHONDONTWRITEBYTECODE"] == env["PYTHONUNBUFFERED"] == "1"
     exposed = set(" ".join(instructions(runtime, "EXPOSE")).split())
     ports = {env_of(services[name])[ABM_SERVICES[name][1]] for name in ABM_SERVICES}
-    assert exposed == ports == {"8000", "8001", "8002", "8003"}
+    assert exposed == ports == {"8000", "8001", "8002", "8003", "8004"}
 
 
 # ---- Prometheus ----------------------------------------------------------------------

@@ -23,10 +23,14 @@ def test_engagement_lapses_back_to_target_past_the_window() -> None:
     assert moves(outputs) == [("engaged", "engaged")]
 
 
-def test_an_engagement_event_is_never_preceded_by_a_lapse() -> None:
+def test_an_engagement_past_the_window_lapses_at_the_window_end_then_reengages() -> None:
     state, _ = run([ev("account_upserted", 0, **ICP_FIT), ev("page_viewed", 1, url="/")])
     state, outputs = run([ev("page_viewed", 200, url="/")], state)
-    assert moves(outputs) == []
+    stage_changes = [o for o in outputs if o.type == "stage_changed"]
+    assert moves(outputs) == [("target", "engagement_lapsed"), ("engaged", "engaged")]
+    # The lapse happened when the window ran out (day 1 + 90 days), not on day 200.
+    lapse_end = T0 + timedelta(days=91, microseconds=1)
+    assert [o.occurred_at for o in stage_changes] == [lapse_end, T0 + timedelta(days=200)]
     assert state is not None
     assert state.stage is Stage.ENGAGED
     assert state.last_engaged_at == T0 + timedelta(days=200)

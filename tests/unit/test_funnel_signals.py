@@ -10,7 +10,14 @@ from schemas.events import EVENT_ADAPTER, Event, Stage, StageChanged
 from services.funnel.config import FunnelConfig
 from services.funnel.processing import apply_event
 from services.funnel.signals import is_high_value
-from services.funnel.state import MAX_CONTACTS, AccountState, Counters, contact_key
+from services.funnel.state import (
+    MAX_CONTACTS,
+    MAX_VIEW_THROUGH_CAMPAIGNS,
+    AccountState,
+    Counters,
+    ViewThrough,
+    contact_key,
+)
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CONFIG = FunnelConfig()
@@ -121,7 +128,7 @@ def test_contacts_are_hashed_and_meeting_guests_from_elsewhere_skipped() -> None
         ]
     )
     expected = sorted(contact_key(e) for e in ("ann@acme.com", "bob@eu.acme.com", "carl@gmail.com"))
-    assert state.contacts_seen == tuple(expected)
+    assert list(state.contacts) == expected
     assert "ann@acme.com" not in state.model_dump_json()
 
 
@@ -133,7 +140,7 @@ def test_contacts_are_bounded() -> None:
             ev("meeting_held", 1, "m2", attendees=[f"q{i}@acme.com" for i in range(200)]),
         ]
     )
-    assert len(state.contacts_seen) == MAX_CONTACTS
+    assert len(state.contacts) == MAX_CONTACTS
 
 
 def test_surges_are_tracked_per_topic() -> None:
@@ -155,3 +162,55 @@ def test_high_value_urls() -> None:
     assert is_high_value("/en/Contact-Sales/form", CONFIG)
     assert not is_high_value("https://acme.example/blog?next=/pricing", CONFIG)
     assert is_high_value("http://[::1/pricing", CONFIG)  # unparsable: matched on the raw text
+
+
+def test_view_through_visits_and_conversions_are_attributed_to_the_campaign() -> None:
+    state, _ = run(
+        [
+            ev("ad_impressed", 0, campaign_id="c1"),
+            ev("page_viewed", 1, url="/blog"),  # view-through visit of c1
+            ev("form_submitted", 2),  # view-through conversion of c1
+            ev("ad_impressed", 3, campaign_id="c2"),
+            ev("ad_impressed", 2.5, campaign_id="c3", event_id="late impression"),  # not last
+            ev("page_viewed", 4, url="/"),  # view-through visit of c2, the latest impression
+            ev("opportunity_created", 5, opportunity_id="o1"),  # conversion of c2
+            ev("opportunity_updated", 5.2, opportunity_id="o1"),  # not a new opportunity
+            ev("ad_clicked", 5.5, campaign_id="c2"),
+            ev("form_submitted", 6),  # after a click: not a view-through conversion
+            ev("opportunity_created", 6.5, opportunity_id="o2"),  # after the click too
+        ]
+    )
+    assert state.counters.view_through_visits == 2
+    assert state.counters.view_through_conversions == 2
+    assert state.view_through == {
+        "c1": ViewThrough(visits=1, conversions=1),
+        "c2": ViewThrough(visits=1, conversions=1),
+    }
+    assert state.last_impression_campaign == "c2"
+    assert (state.last_view_through_at, state.last_view_through_campaign) == (at(4), "c2")
+
+
+def test_a_conversion_long_after_the_view_through_visit_is_not_one() -> None:
+    state, _ = run(
+        [
+            ev("ad_impressed", 0, campaign_id="c1"),
+            ev("page_viewed", 1, url="/"),
+            ev("form_submitted", 8.5),  # 7.5 days after the visit: outside the 7-day window
+            ev("form_submitted", 0.5, event_id="before the visit"),
+        ]
+    )
+    assert state.counters.view_through_conversions == 0
+    assert state.view_through == {"c1": ViewThrough(visits=1, conversions=0)}
+
+
+def test_view_through_campaigns_are_bounded() -> None:
+    events = []
+    for i in range(MAX_VIEW_THROUGH_CAMPAIGNS + 1):
+        events += [
+            ev("ad_impressed", i, campaign_id=f"c{i:02d}"),
+            ev("page_viewed", i + 0.5, url="/"),
+        ]
+    state, _ = run(events)
+    assert state.counters.view_through_visits == MAX_VIEW_THROUGH_CAMPAIGNS + 1
+    assert len(state.view_through) == MAX_VIEW_THROUGH_CAMPAIGNS
+    assert f"c{MAX_VIEW_THROUGH_CAMPAIGNS:02d}" not in state.view_through

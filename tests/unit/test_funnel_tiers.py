@@ -136,7 +136,14 @@ def test_tiers_follow_signals_as_they_come_and_go() -> None:
         (None, 3, "tier3_always_on"),
         (3, 2, "tier2_recent_intent"),
         (2, 1, "tier1_just_right"),  # ACV estimate 2000 * 100 = 200k
-        (1, 3, "tier3_always_on"),
+        (1, 2, "tier2_recent_intent"),  # day 32: the visit of day 2 is no longer recent
+        (2, 3, "tier3_always_on"),  # day 35: nor is the surge that ended on day 5
+    ]
+    # Each drop happens when its window runs out, before the NPS answer of day 36.
+    just_after = timedelta(microseconds=1)
+    assert [t.occurred_at for t in tiers[3:]] == [
+        visited.occurred_at + timedelta(days=30) + just_after,
+        ended.occurred_at + timedelta(days=30) + just_after,
     ]
     assert tiers[1] == TierChanged(
         event_id=str(uuid5(FUNNEL_NAMESPACE, f"{surged.event_id}:tier:2")),
@@ -152,7 +159,7 @@ def test_tiers_follow_signals_as_they_come_and_go() -> None:
     )
     assert state is not None
     assert state.tier == 3
-    assert state.tier_since == later.occurred_at
+    assert state.tier_since == tiers[-1].occurred_at
     assert state.surge_topics == {}
     assert state.last_surge_at == ended.occurred_at
 

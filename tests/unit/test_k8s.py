@@ -22,6 +22,7 @@ SERVICES = {"ingest": "ABM_INGEST_PORT", "api": "ABM_API_PORT"}
 CONSUMERS = {
     "intent": ("ABM_INTENT_METRICS_PORT", (topics.EVENTS,)),
     "funnel": ("ABM_FUNNEL_METRICS_PORT", (topics.EVENTS, topics.SURGES)),
+    "stitch": ("ABM_STITCH_METRICS_PORT", (topics.EVENTS,)),
 }
 PORT_SETTINGS = {**SERVICES, **{name: port for name, (port, _) in CONSUMERS.items()}}
 

@@ -47,14 +47,16 @@ BOUNDED_LABELS = frozenset(
     | {"stage", "tier", "from_stage", "to_stage", "from_tier", "to_tier", "transition"}
     | {"version", "service"}  # build info: one series per process
     | {"source"}  # intent sources: the configured names, every other one is "other"
+    | {"provenance"}  # account evidence: the envelope's AccountProvenance values and "none"
 )
 
 
 def test_metric_names_follow_the_convention_and_labels_are_bounded() -> None:
     known = contract.known_metrics()
     assert len(known) >= 25
+    services = "build|ingest|consumer|funnel|intent|stitch|api"
     for name, metric in known.items():
-        assert re.fullmatch(r"abm_(build|ingest|consumer|funnel|intent|api)(_[a-z0-9]+)*", name)
+        assert re.fullmatch(rf"abm_({services})(_[a-z0-9]+)*", name)
         assert metric.labels <= BOUNDED_LABELS, f"{name}: {metric.labels - BOUNDED_LABELS}"
 
 

@@ -1,0 +1,92 @@
+"""Load from wrk against one server process: requests/s, latency percentiles, errors, and
+the CPU the server spent per request (what a request costs, whatever else runs)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.kit.broker import free_port
+from tests.harness import wait_until_ready
+
+CONNECTIONS = 32
+SECONDS = 10
+# Appended to every request script: one parseable line with the run's figures.
+REPORT_LUA = """
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %f %f %f %d\\n", summary.requests, summary.duration / 1e6,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.errors.status + summary.errors.connect + summary.errors.read))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Load:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu_s: float
+    """CPU time the server process used during the run (user + system)."""
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def cpu_us(self) -> float:
+        """The server's CPU per request: what a request costs, whatever else runs."""
+        return self.cpu_s / max(self.requests, 1) * 1e6
+
+
+def run_wrk(base: str, request_lua: str, scratch: Path, name: str, pid: int) -> Load:
+    """wrk with ``request_lua`` (defining ``request``) for SECONDS over CONNECTIONS."""
+    script = scratch / f"{name}.lua"
+    script.write_text(request_lua + REPORT_LUA)
+    cpu_before = cpu_seconds(pid)
+    output = subprocess.run(
+        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "-s", str(script), base],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(r"RESULT (\d+) ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", output)
+    if match is None:
+        raise RuntimeError(f"wrk printed no result: {output[-500:]}")
+    requests, seconds, p50, p99, errors = match.groups()
+    cpu = cpu_seconds(pid) - cpu_before
+    return Load(int(requests), float(seconds), float(p50), float(p99), int(errors), cpu)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (fields 14 and 15 of /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@asynccontextmanager
+async def empty_app(scratch: Path) -> AsyncIterator[tuple[str, int]]:
+    """The baseline server (``bench/empty_app.py``: same uvicorn settings as ours, one empty
+    route ``/empty/{anything}``): its base URL and process id."""
+    port = free_port()
+    env = {**os.environ, "ABM_EMPTY_PORT": str(port)}
+    with (scratch / "empty.log").open("wb") as log:
+        server = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.empty_app", env=env, stdout=log, stderr=log
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        await wait_until_ready(base)
+        yield base, server.pid
+    finally:
+        server.terminate()
+        await server.wait()

@@ -1,0 +1,419 @@
+"""Every funnel KPI's definition, in one place (see ../shared/domain.md, "The six-stage
+ABM funnel"): pure functions over plain numbers, dates and frozen dataclasses, no I/O.
+
+The funnel (which records the facts) and the API (which aggregates them for a period and
+a tier) both use these, so a number means the same thing everywhere. Ratios are plain
+ratios in [0, 1] (not percentages, NPS excepted), and ``None`` whenever their denominator
+is 0: "no data" is never shown as 0 %. ``KPIS`` names each KPI with its stage, unit and
+one-line definition; the API serves those strings next to the values.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from itertools import pairwise
+from typing import Literal
+
+from schemas.events import STAGE_ORDER, Stage
+
+SECONDS_PER_DAY = 86_400
+PROMOTER_MIN = 9
+DETRACTOR_MAX = 6
+
+Unit = Literal["accounts", "ratio", "currency", "count", "days", "score", "contacts"]
+
+
+@dataclass(frozen=True, slots=True)
+class KpiSpec:
+    """What one KPI is: its name, the funnel stage it is tracked at, unit and definition."""
+
+    name: str
+    stage: Stage
+    unit: Unit
+    definition: str
+
+
+def _spec(name: str, stage: Stage, unit: Unit, definition: str) -> KpiSpec:
+    return KpiSpec(name, stage, unit, definition)
+
+
+_T, _E, _O, _W, _R, _X = STAGE_ORDER
+KPIS: tuple[KpiSpec, ...] = (
+    _spec("target_accounts", _T, "accounts", "Target accounts now (fit or explicitly marked)."),
+    _spec("surges", _T, "count", "Intent surges started within the period."),
+    _spec(
+        "relationship_score",
+        _T,
+        "score",
+        "Mean relationship score (0-100, email and meeting patterns) of the target accounts "
+        "not yet customers.",
+    ),
+    _spec(
+        "declining_relationships",
+        _T,
+        "accounts",
+        "Target accounts not yet customers whose relationship score fell over 30 days.",
+    ),
+    _spec("ad_impressions", _E, "count", "Ad impressions served to target accounts."),
+    _spec("view_through_visits", _E, "count", "Visits after an impression without a click."),
+    _spec("view_through_conversions", _E, "count", "Conversions after a view-through visit."),
+    _spec("ad_clicks", _E, "count", "Ad clicks by target accounts."),
+    _spec("visits", _E, "count", "Website visits by target accounts."),
+    _spec("high_value_visits", _E, "count", "Visits of high-value pages (pricing, demo)."),
+    _spec("chats", _E, "count", "Chat conversations started by target accounts."),
+    _spec("engaged_accounts", _E, "accounts", "Target accounts that engaged within the period."),
+    _spec("engaged_share", _E, "ratio", "engaged accounts / target accounts."),
+    _spec("not_engaged_share", _E, "ratio", "1 - engaged share."),
+    _spec(
+        "spend",
+        _E,
+        "currency",
+        "Campaign spend in the period, pro rata by day (per tier: spend on its accounts).",
+    ),
+    _spec("cost_per_engaged_account", _E, "currency", "spend / engaged accounts."),
+    _spec("web_research_spikes", _E, "count", "Surges on the account's own web activity."),
+    _spec("web_research_spikes_per_account", _E, "ratio", "web research spikes / targets."),
+    _spec(
+        "deanonymisation_rate",
+        _E,
+        "ratio",
+        "Visitors of target accounts identified as known contacts within the period / "
+        "those anonymous at some time within it.",
+    ),
+    _spec(
+        "opportunity_accounts",
+        _O,
+        "accounts",
+        "Target accounts that entered this stage in the period.",
+    ),
+    _spec("stakeholders", _O, "contacts", "Contacts known per account in this stage now."),
+    _spec("penetration", _O, "contacts", "Contacts who engaged per account in this stage now."),
+    _spec("opportunity_rate", _O, "ratio", "opportunity accounts / target accounts."),
+    _spec("pipeline", _O, "currency", "Open opportunities' amounts of target accounts, now."),
+    _spec(
+        "days_first_engagement_to_opportunity",
+        _O,
+        "days",
+        "Median days from an account's first engagement to its opportunity.",
+    ),
+    _spec("cost_per_opportunity", _O, "currency", "spend / opportunity accounts."),
+    _spec("won_accounts", _W, "accounts", "Target accounts that signed within the period."),
+    _spec("win_rate", _W, "ratio", "won accounts / target accounts."),
+    _spec(
+        "new_revenue", _W, "currency", "Amounts of the deals won by new customers in the period."
+    ),
+    _spec("deal_cycle_days", _W, "days", "Median days from first engagement to signature."),
+    _spec(
+        "touches_per_won_account",
+        _W,
+        "count",
+        "Sales and marketing touches (all channels) until signature, per won account.",
+    ),
+    _spec("cost_per_won_account", _W, "currency", "spend / won accounts."),
+    _spec("renewed_customers", _R, "accounts", "Customers who renewed within the period."),
+    _spec(
+        "renewal_rate",
+        _R,
+        "ratio",
+        "Customers who renewed at the end of their term / customers whose term ended.",
+    ),
+    _spec("competitor_surges", _R, "count", "Customers' surges on competitor topics."),
+    _spec(
+        "customer_relationship_score",
+        _R,
+        "score",
+        "Mean relationship score of the customers (target accounts): low or falling, act.",
+    ),
+    _spec(
+        "customer_declining_relationships",
+        _R,
+        "accounts",
+        "Customers whose relationship score fell over the last 30 days.",
+    ),
+    _spec("average_contract_value", _X, "currency", "Mean amount of new and renewed contracts."),
+    _spec("expansion_revenue", _X, "currency", "Upsell and cross-sell amounts."),
+    _spec("total_revenue", _X, "currency", "new + renewal + expansion revenue."),
+    _spec("nps", _X, "score", "% promoters (9-10) - % detractors (0-6), from -100 to 100."),
+)
+KPI_BY_NAME: Mapping[str, KpiSpec] = {spec.name: spec for spec in KPIS}
+
+
+# --- ratios and averages ---------------------------------------------------------------
+
+
+def ratio(part: float, whole: float) -> float | None:
+    """``part / whole``; None when ``whole`` is 0 (no data is not 0 %)."""
+    return part / whole if whole else None
+
+
+def engaged_share(engaged: int, targets: int) -> float | None:
+    """% of target accounts engaged = engaged target accounts / all target accounts."""
+    return ratio(engaged, targets)
+
+
+def not_engaged_share(engaged: int, targets: int) -> float | None:
+    """% of target accounts not engaged: the complement of ``engaged_share``."""
+    share = engaged_share(engaged, targets)
+    return None if share is None else 1 - share
+
+
+def cost_per_account(spend: float, accounts: int) -> float | None:
+    """Cost per engaged, opportunity or won account = spend / those accounts."""
+    return ratio(spend, accounts)
+
+
+def per_account(total: float, accounts: int) -> float | None:
+    """An average per account (spikes, touches, stakeholders) = total / accounts."""
+    return ratio(total, accounts)
+
+
+def opportunity_rate(with_opportunity: int, targets: int) -> float | None:
+    """Target accounts with an opportunity / all target accounts."""
+    return ratio(with_opportunity, targets)
+
+
+def win_rate(won: int, targets: int) -> float | None:
+    """Target accounts won / all target accounts."""
+    return ratio(won, targets)
+
+
+def deanonymisation_rate(identified: int, anonymous: int) -> float | None:
+    """Anonymous visitors (of target accounts) turned into known contacts / all of them."""
+    return ratio(identified, anonymous)
+
+
+def renewal_rate(renewed: int, due: int) -> float | None:
+    """Customers who renewed at the end of their term / customers whose term ended."""
+    return ratio(renewed, due)
+
+
+def average_contract_value(amounts: Iterable[float]) -> float | None:
+    """ACV: the mean amount of the contracts signed (new deals and renewals); contracts
+    without a known amount (0) are left out, as they would drag the mean down falsely."""
+    known = [amount for amount in amounts if amount > 0]
+    return statistics.fmean(known) if known else None
+
+
+def total_revenue(new: float, renewals: float, expansion: float) -> float:
+    """Total revenue from target accounts = new + renewals + expansion."""
+    return new + renewals + expansion
+
+
+def net_promoter_score(scores: Iterable[int]) -> float | None:
+    """NPS = % promoters (9-10) - % detractors (0-6), from -100 to 100; None without answers."""
+    answers = list(scores)
+    if not answers:
+        return None
+    promoters = sum(1 for s in answers if s >= PROMOTER_MIN)
+    detractors = sum(1 for s in answers if s <= DETRACTOR_MAX)
+    return 100 * (promoters - detractors) / len(answers)
+
+
+# --- durations --------------------------------------------------------------------------
+
+
+def days_between(start: datetime, end: datetime) -> float:
+    """Days (fractional) from ``start`` to ``end``."""
+    return (end - start).total_seconds() / SECONDS_PER_DAY
+
+
+def days_since_first_engagement(first_engaged: datetime | None, reached: datetime) -> float | None:
+    """Days from the first engagement to ``reached`` (an opportunity, a signature); None
+    when the account never engaged before it (sales opened it cold)."""
+    if first_engaged is None or first_engaged > reached:
+        return None
+    return days_between(first_engaged, reached)
+
+
+def median_days(days: Iterable[float | None]) -> float | None:
+    """The median of the known durations; None when there is none."""
+    known = [d for d in days if d is not None]
+    return statistics.median(known) if known else None
+
+
+# --- spend ------------------------------------------------------------------------------
+
+
+def spend_in_period(
+    amount: float, spent_from: date, spent_to: date, start: date | None, end: date | None
+) -> float:
+    """The part of a spend over the days ``spent_from..spent_to`` (inclusive) that falls in
+    the period ``start..end`` (inclusive, open when None), pro rata by day."""
+    first, last = min(spent_from, spent_to), max(spent_from, spent_to)
+    overlap_from = max(first, start) if start is not None else first
+    overlap_to = min(last, end) if end is not None else last
+    if overlap_to < overlap_from:
+        return 0.0
+    return amount * ((overlap_to - overlap_from).days + 1) / ((last - first).days + 1)
+
+
+# --- stages: counts, conversion, regressions ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StageConversion:
+    """Conversion from one stage to the next: ``reached_to / reached_from``."""
+
+    from_stage: Stage
+    to_stage: Stage
+    reached_from: int
+    reached_to: int
+    rate: float | None
+
+
+def stage_counts(stages: Iterable[Stage | None]) -> dict[Stage, int]:
+    """Accounts in each stage now (every stage present); accounts without one not counted."""
+    counts = dict.fromkeys(STAGE_ORDER, 0)
+    for stage in stages:
+        if stage is not None:
+            counts[stage] += 1
+    return counts
+
+
+def reached_counts(furthest_ranks: Iterable[int]) -> dict[Stage, int]:
+    """Accounts that ever reached each stage: reached(N) = #{furthest stage rank >= N}.
+
+    An account that went further counts as having reached every earlier stage, even if it
+    skipped one or has since moved back down (a lost opportunity, a churn).
+    """
+    return reached_from_rank_counts(Counter(furthest_ranks))
+
+
+def reached_from_rank_counts(accounts_by_rank: Mapping[int, int]) -> dict[Stage, int]:
+    """``reached_counts`` from the number of accounts per furthest stage rank."""
+    return {
+        stage: sum(n for rank, n in accounts_by_rank.items() if rank >= stage.rank)
+        for stage in STAGE_ORDER
+    }
+
+
+def stage_conversions(reached: Mapping[Stage, int]) -> list[StageConversion]:
+    """Conversion between consecutive stages: reached(N+1) / reached(N), None if 0 / 0."""
+    return [
+        StageConversion(
+            current,
+            following,
+            reached[current],
+            reached[following],
+            ratio(reached[following], reached[current]),
+        )
+        for current, following in pairwise(STAGE_ORDER)
+    ]
+
+
+def is_regression(from_stage: Stage | None, to_stage: Stage | None) -> bool:
+    """A move back down the funnel (a lost opportunity, a lapse, a churn to target)."""
+    return from_stage is not None and to_stage is not None and to_stage.rank < from_stage.rank
+
+
+# --- renewals ----------------------------------------------------------------------------
+
+TermKind = Literal["new", "renewal", "expansion", "churn"]
+
+
+@dataclass(frozen=True, slots=True)
+class TermFact:
+    """A customer lifecycle fact: a deal won, a renewal, an expansion or a churn."""
+
+    domain: str
+    kind: TermKind
+    on: date
+    term_end: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalOutcome:
+    renewed: int
+    due: int
+
+    @property
+    def rate(self) -> float | None:
+        return renewal_rate(self.renewed, self.due)
+
+
+def renewal_outcome(
+    facts: Iterable[TermFact], start: date | None, end: date | None
+) -> RenewalOutcome:
+    """Customers whose term ended in the period ``start..end`` (inclusive), and those who
+    renewed: a renewal or a churn in the period ends a term; so does a known term end in
+    the period (the latest one recorded by then) with neither (a silent lapse, not renewed).
+    Without ``end``, silent lapses cannot be told from running terms and are not counted.
+    """
+    renewed: set[str] = set()
+    decided: set[str] = set()
+    latest_term_end: dict[str, tuple[date, date]] = {}  # domain -> (recorded on, term end)
+    for fact in facts:
+        in_period = (start is None or fact.on >= start) and (end is None or fact.on <= end)
+        if in_period and fact.kind in ("renewal", "churn"):
+            decided.add(fact.domain)
+            if fact.kind == "renewal":
+                renewed.add(fact.domain)
+        if fact.term_end is not None and (end is None or fact.on <= end):
+            known = latest_term_end.get(fact.domain)
+            if known is None or fact.on >= known[0]:
+                latest_term_end[fact.domain] = (fact.on, fact.term_end)
+    lapsed = {
+        domain
+        for domain, (_, term_end) in latest_term_end.items()
+        if end is not None and (start is None or term_end >= start) and term_end <= end
+    }
+    return RenewalOutcome(renewed=len(renewed), due=len(decided | lapsed))
+
+
+# --- cohorts -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CohortStage:
+    stage: Stage
+    reached: int
+    median_days: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Cohort:
+    """Accounts that entered the funnel in one month, and how far they got since."""
+
+    month: str  # "YYYY-MM"
+    size: int
+    stages: tuple[CohortStage, ...]  # every stage after target, in funnel order
+
+
+def cohort_entry(journey: Mapping[Stage, datetime]) -> datetime | None:
+    """When an account entered the funnel: its entry to target, else its first entry."""
+    if Stage.TARGET in journey:
+        return journey[Stage.TARGET]
+    return min(journey.values(), default=None)
+
+
+def cohorts(journeys: Iterable[Mapping[Stage, datetime]]) -> list[Cohort]:
+    """Cohorts by entry month, oldest first. A journey is an account's first entry time in
+    each stage it reached; a stage counts as reached by the cohort when entered at or after
+    the account's funnel entry, with the median days from that entry."""
+    by_month: dict[str, list[tuple[datetime, Mapping[Stage, datetime]]]] = defaultdict(list)
+    for journey in journeys:
+        entry = cohort_entry(journey)
+        if entry is not None:
+            by_month[entry.strftime("%Y-%m")].append((entry, journey))
+    return [_cohort(month, members) for month, members in sorted(by_month.items())]
+
+
+def _cohort(month: str, members: list[tuple[datetime, Mapping[Stage, datetime]]]) -> Cohort:
+    stages = []
+    for stage in STAGE_ORDER[1:]:
+        days = [
+            days_between(entry, journey[stage])
+            for entry, journey in members
+            if stage in journey and journey[stage] >= entry
+        ]
+        stages.append(CohortStage(stage, len(days), median_days(days)))
+    return Cohort(month=month, size=len(members), stages=tuple(stages))
+
+
+def day_after(day: date) -> date:
+    """The next day: inclusive date periods become half-open ``[start, end + 1 day)``."""
+    return day + timedelta(days=1)

@@ -1,0 +1,154 @@
+"""Our own event schemas sent directly (CRMs, server-side senders) -> events (pure).
+
+Each item of ``POST /v1/events`` is one inbound event of ``schemas.events`` without the
+fields we set: ``received_at`` (our clock) and ``source`` (the write key's owner); the
+account's provenance and confidence are ours too. ``event_id`` is required: it is the
+sender's idempotency key. Event time corrects the sender's clock skew with the body's
+``sent_at`` exactly as the Segment API does (see ``segment.event_time``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.events import INBOUND_ADAPTER, InboundEvent
+from services.ingest.collect import Collected
+from services.ingest.errors import RejectedMessage
+from services.ingest.identity import (
+    CONFIDENCE,
+    REMEMBERED,
+    Provenance,
+    VisitorAccounts,
+    domain_of_email,
+)
+from services.ingest.segment import Lookup, Received, parse_time
+from services.kit import metrics
+
+# Ours to set whatever the sender says (schema_version: we validated against this one).
+SERVER_SET = frozenset(
+    {"received_at", "source", "account_provenance", "account_confidence", "schema_version"}
+)
+
+
+def collect_native(
+    items: Sequence[Any], received: Received, visitors: VisitorAccounts, max_event_bytes: int
+) -> Collected:
+    """Validate every item alone: a bad one is rejected (and dead-lettered), never the batch.
+
+    Repeated ``event_id`` values within the request are dropped after the first.
+    """
+    result = Collected()
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        try:
+            event = native_event(item, received, max_event_bytes, visitors.get)
+        except RejectedMessage as rejection:
+            _reject(result, index, item, rejection, received.source)
+            continue
+        if event.event_id in seen:
+            result.duplicates += 1
+            metrics.INGEST_EVENTS.labels(event.type, "duplicate").inc()
+            continue
+        seen.add(event.event_id)
+        result.events.append(event)
+        metrics.INGEST_ACCOUNT_RESOLUTIONS.labels(event.account_provenance or "none").inc()
+        if event.account and event.anonymous_id and event.account_provenance in REMEMBERED:
+            visitors.remember(event.anonymous_id, event.account)
+    return result
+
+
+def native_event(
+    item: Any, received: Received, max_event_bytes: int, known: Lookup = lambda _visitor: None
+) -> InboundEvent:
+    """One item as an event of ours; raises ``RejectedMessage`` naming the bad field.
+
+    ``known`` gives the account an earlier event identified a visitor id as.
+    """
+    if not isinstance(item, Mapping):
+        raise RejectedMessage("event", "must be a JSON object")
+    if len(json.dumps(item, default=str)) > max_event_bytes:
+        raise RejectedMessage("event", f"larger than {max_event_bytes // 1024} KB")
+    event_id = item.get("event_id")
+    if not isinstance(event_id, str) or not event_id.strip():
+        raise RejectedMessage("event_id", "required: it is what makes retries safe")
+    document = {k: v for k, v in item.items() if k not in SERVER_SET}
+    document.update(
+        event_id=event_id.strip(),
+        occurred_at=_event_time(item.get("occurred_at"), received),
+        received_at=received.at,
+        source=received.source,
+        **_provenance(item, known),
+    )
+    return _validate(document)
+
+
+def _event_time(value: Any, received: Received) -> datetime:
+    """``received_at - (sent_at - occurred_at)``, clamped to ``received_at``."""
+    if value in (None, ""):
+        raise RejectedMessage("occurred_at", "required: when the fact happened (ISO 8601)")
+    try:
+        occurred = parse_time(value)
+    except RejectedMessage as rejection:
+        raise RejectedMessage("occurred_at", rejection.reason) from None
+    assert occurred is not None  # parse_time gives None only for absent values
+    if received.sent_at is not None:
+        try:
+            occurred = received.at - (received.sent_at - occurred)
+        except OverflowError:  # found by the fuzzer: sent_at in year 5923, occurred in 0003
+            raise RejectedMessage("occurred_at", "out of range once corrected by sent_at") from None
+    return min(occurred, received.at)
+
+
+def _provenance(item: Mapping[str, Any], known: Lookup) -> dict[str, Any]:
+    """The evidence order of ``identity``: the sender's ``account`` (a CRM knows its
+    records' domains), else a work email's domain, else the visitor's earlier account."""
+    if item.get("account") not in (None, ""):
+        # An invalid domain is the validator's to reject, with its own message.
+        return _named_by("group_id")
+    email = item.get("contact_email")
+    if isinstance(email, str) and (domain := domain_of_email(email)):
+        return {"account": domain, **_named_by("email_domain")}
+    visitor = item.get("anonymous_id")
+    if isinstance(visitor, str) and (account := known(visitor)):
+        return {"account": account, **_named_by("visitor")}
+    return {"account": None}
+
+
+def _named_by(provenance: Provenance) -> dict[str, Any]:
+    return {"account_provenance": provenance, "account_confidence": CONFIDENCE[provenance]}
+
+
+def _validate(document: dict[str, Any]) -> InboundEvent:
+    try:
+        return INBOUND_ADAPTER.validate_python(document)
+    except ValidationError as error:
+        first = error.errors()[0]
+        kind = document.get("type")
+        location = [str(p) for p in first.get("loc", ()) if p != kind]
+        if first.get("type") == "union_tag_invalid":
+            raise RejectedMessage("type", f"unsupported event type {str(kind)[:32]!r}") from None
+        if first.get("type") == "union_tag_not_found":
+            raise RejectedMessage("type", "required: one of the inbound event types") from None
+        raise RejectedMessage(".".join(location) or "event", first.get("msg", "invalid")) from None
+
+
+def _reject(
+    result: Collected, index: int, item: Any, rejection: RejectedMessage, source: str
+) -> None:
+    event_id = item.get("event_id") if isinstance(item, Mapping) else None
+    result.rejected.append(
+        {
+            "index": index,
+            "messageId": event_id if isinstance(event_id, str) else None,
+            "field": rejection.field,
+            "reason": rejection.reason,
+        }
+    )
+    raw = json.dumps(item, default=str).encode()
+    result.dead.append((raw, f"{rejection.field}: {rejection.reason}", source))
+    metrics.INGEST_EVENTS.labels("invalid", "rejected").inc()
