@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schemas.events import AccountUpserted, PageViewed, SurgeEnded, SurgeStarted
@@ -19,6 +21,7 @@ from services.intent.config import IntentConfig
 from services.intent.processing import apply_events as apply_intent
 from services.kit import credentials, db, migrate, offsets
 from services.kit.offsets import OffsetConflict, OutboundRecord
+from services.kit.tables import metadata
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +42,21 @@ async def test_migrations_reach_head(any_db_url: str) -> None:
         assert await migrate.is_current(engine)
     finally:
         await engine.dispose()
+
+
+async def test_the_migrations_build_exactly_the_declared_tables(any_db_url: str) -> None:
+    """Columns, types, indexes and keys: what the migrations built is what tables.py says."""
+    engine = db.create_engine(url=any_db_url)
+    try:
+        async with engine.connect() as connection:
+            differences = await connection.run_sync(
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"compare_type": True}), metadata
+                )
+            )
+    finally:
+        await engine.dispose()
+    assert differences == []
 
 
 async def test_offsets_are_compare_and_set(session: AsyncSession) -> None:
