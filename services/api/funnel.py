@@ -1,5 +1,6 @@
 """The funnel for a period and a tier: accounts per stage now, reached, conversion, entries
-in the period, velocity (median days in stage) and regressions, from the stage history."""
+in the period, velocity (median days in stage) and regressions, from the stage history;
+and each stage's KPIs (those of ``/v1/kpis``, over the period's whole UTC days)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from schemas import kpis
 from schemas.events import Stage
 from services.api import queries
 from services.api.errors import BadRequest
+from services.api.kpi_queries import Period
+from services.api.kpis import read_figures, stage_kpis
 from services.api.listing import STAGES
 from services.api.models import FunnelReport, StageFigures
 
@@ -34,15 +37,23 @@ async def get_funnel(
             raise BadRequest("needs a time zone, e.g. 2026-01-01T00:00:00Z", field=name)
     if period_from and period_to and period_from >= period_to:
         raise BadRequest("`from` must be before `to`", field="from")
+    days = Period(
+        period_from.date() if period_from else None, period_to.date() if period_to else None
+    )
     async with request.state.api.sessions() as session:
         current, furthest = await queries.stage_counts(session, tier)
         moves = await queries.stage_moves(session, period_from, period_to, tier)
+        figures = await read_figures(session, days, tier)
     in_funnel = sum(current.values())
+    kpis_by_stage = {group.stage: group.kpis for group in stage_kpis(figures)}
     return FunnelReport(
         period_from=period_from,
         period_to=period_to,
         tier=tier,
-        stages=stage_figures(current, furthest, moves),
+        stages=[
+            figures_of.model_copy(update={"kpis": kpis_by_stage.get(figures_of.stage, [])})
+            for figures_of in stage_figures(current, furthest, moves)
+        ],
         target_accounts=in_funnel,
         engaged_share=kpis.engaged_share(in_funnel - current.get("target", 0), in_funnel),
     )

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from services.api.kpi_models import Kpi
+
 
 class StageTransition(BaseModel):
     from_stage: str | None
@@ -160,6 +162,11 @@ class StageFigures(BaseModel):
     )
     regressions: int = Field(
         description="Moves out of this stage to an earlier one, in the period."
+    )
+    kpis: list[Kpi] = Field(
+        default_factory=list,
+        description="This stage's KPIs of the domain (as in /v1/kpis), over the whole UTC "
+        "days of the period.",
     )
 
 

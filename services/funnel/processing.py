@@ -51,6 +51,7 @@ from services.funnel.facts import Fact, facts_of
 from services.funnel.fit import Firmographics, score_fit
 from services.funnel.outputs import stage_changed, tier_changed
 from services.funnel.rules import Move, Outcome
+from services.funnel.scoring import refreshed_scores
 from services.funnel.signals import is_engagement, record_signal, record_surge
 from services.funnel.state import (
     MAX_RECENT_EVENT_KEYS,
@@ -95,6 +96,8 @@ def expire(
     while (due := due_at(state, config)) is not None and due <= until:
         cause = expiry_cause(state.domain, due)
         state = state.model_copy(update={"clock": due})
+        # The scores age with the windows: e.g. the engagement score drops as it runs out.
+        state = state.model_copy(update={"scores": refreshed_scores(state, {}, config)})
         state, lapsed = _apply_moves(state, rules.lapse_moves(state, config), cause, config)
         state, retiered = _retier(state, cause, config)
         outputs += [*lapsed, *retiered]

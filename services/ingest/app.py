@@ -40,7 +40,9 @@ def create_app(settings: IngestSettings) -> FastAPI:
         state = IngestState(
             settings=settings,
             engine=engine,
-            publisher=Publisher(producer, settings.ingest_ack_timeout_s),
+            publisher=Publisher(
+                producer, settings.ingest_ack_timeout_s, settings.ingest_max_in_flight
+            ),
             write_keys=WriteKeys(sessions, settings.ingest_write_key_cache_s),
             visitors=VisitorAccounts(),
             ip_ranges=ip_ranges,

@@ -18,6 +18,11 @@ class IngestSettings(CommonSettings):
     ingest_max_batch_bytes: int = Field(default=500 * 1024, ge=1024)
     ingest_max_event_bytes: int = Field(default=32 * 1024, ge=256)
     ingest_max_batch_events: int = Field(default=2500, ge=1)
+    ingest_max_in_flight: int = Field(
+        default=256,
+        ge=1,
+        description="Requests waiting for the broker at once; beyond that, 503 (bounded memory).",
+    )
     ingest_write_key_cache_s: float = Field(
         default=30.0, ge=0, description="How long a write-key lookup is cached (revocation lag)."
     )

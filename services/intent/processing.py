@@ -9,7 +9,9 @@ A series is one account's activity on one topic, keyed ``(account domain, topic)
   weight ``count``, else ``score / 100 * intent_score_scale``, else 1, from its
   ``provider`` (else its ``source``);
 - anything else, anonymous events (no account), bots and internal traffic (an account in
-  or under ``internal_domains``) are ignored.
+  or under ``internal_domains``) are ignored;
+- a ``ClockTicked`` closes the buckets time has left behind on the surging series of its
+  partition, so a surge ends when the account goes quiet, not at its next event.
 
 Sources are fused per topic: every weight is multiplied by its source's weight
 (``source_weights``, else ``other_source_weight``), then clamped to ``max_event_weight``.
@@ -34,16 +36,25 @@ round trip exactly, so a crashed consumer recovers by replaying from its stored 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
 from aiokafka.partitioner import murmur2
 
-from schemas.events import Event, IntentSignalReceived, PageViewed, SurgeEnded, SurgeStarted
+from schemas import topics
+from schemas.events import (
+    ClockTicked,
+    Event,
+    IntentSignalReceived,
+    PageViewed,
+    SurgeEnded,
+    SurgeStarted,
+)
 from services.intent import model
 from services.intent.config import FIRST_PARTY_SOURCE, IntentConfig
-from services.intent.detector import SeriesState, Transition, observe
+from services.intent.detector import SeriesState, Transition, advance, bucket_index, observe
 
 SeriesKey = tuple[str, str]  # (account domain, topic)
 SurgeEvent = SurgeStarted | SurgeEnded
@@ -116,6 +127,9 @@ def apply_events(
     view = _View(states)
     outputs: list[SurgeEvent] = []
     for event in events:
+        if isinstance(event, ClockTicked):
+            outputs += _close_quiet_surges(view, event, config)
+            continue
         account = event.account
         if account is None:
             continue
@@ -134,6 +148,36 @@ def apply_events(
     return view.changed, outputs
 
 
+def surging_on(states: Mapping[SeriesKey, SeriesState], partition: int) -> list[SeriesKey]:
+    """The surging account series of one events partition, in key order."""
+    return sorted(
+        key
+        for key, state in states.items()
+        if state.surging
+        and not key[0].startswith(POPULATION_PREFIX)
+        and topics.partition_of(key[0], topics.EVENTS.partitions) == partition
+    )
+
+
+def _close_quiet_surges(view: _View, tick: ClockTicked, config: IntentConfig) -> list[SurgeEvent]:
+    """A tick closes the buckets that time has left behind on the surging series of its
+    partition: a surge whose last bucket scored below ``end_threshold`` ends then, not
+    at the account's next event (which may never come)."""
+    index = bucket_index(tick.occurred_at, config)
+    outputs: list[SurgeEvent] = []
+    for key in surging_on(view.merged(), tick.partition):
+        before = view.get(key)
+        if before is None or before.bucket >= index:
+            continue
+        after, closing = advance(before, index, config)
+        if closing is not None:
+            after = after.model_copy(update={"surging": False})
+            ended = replace(closing, trigger_event_ids=(tick.event_id,))
+            outputs.append(surge_event(tick, key, ended, config))
+        view.put(key, before, after)
+    return outputs
+
+
 class _View:
     """The input states overlaid with the ones changed so far."""
 
@@ -143,6 +187,9 @@ class _View:
 
     def get(self, key: SeriesKey) -> SeriesState | None:
         return self.changed[key] if key in self.changed else self.states.get(key)
+
+    def merged(self) -> dict[SeriesKey, SeriesState]:
+        return {**self.states, **self.changed}
 
     def put(self, key: SeriesKey, before: SeriesState | None, after: SeriesState) -> None:
         if after is not before:

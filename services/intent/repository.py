@@ -15,6 +15,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schemas.events import SurgeEnded, SurgeStarted
+from schemas.topics import EVENTS, partition_of
 from services.intent.detector import SeriesState
 from services.intent.processing import SeriesKey
 from services.kit.dialect import upsert_rows, upsert_statement
@@ -42,6 +43,20 @@ async def load_series(
             if state is not None:
                 states[(account, topic)] = state
     return states
+
+
+async def surging_series(session: AsyncSession, partitions: set[int]) -> set[SeriesKey]:
+    """The series with an open surge whose account lives on one of ``partitions``."""
+    if not partitions:
+        return set()
+    rows = await session.execute(
+        select(surges.c.account, surges.c.topic).where(surges.c.ended_at.is_(None))
+    )
+    return {
+        (account, topic)
+        for account, topic in rows
+        if partition_of(account, EVENTS.partitions) in partitions
+    }
 
 
 def _restore(doc: Any) -> SeriesState | None:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schemas import topics
+from schemas.events import ClockTicked
 from services.intent import repository
 from services.intent.config import IntentConfig, load_intent_config
 from services.intent.metrics import SourceFreshness
@@ -33,6 +34,8 @@ class IntentHandler:
         events = [r.event for r in records]
         self._freshness.observe(events, self._config)
         keys = series_keys(events, self._config)
+        ticked = {e.partition for e in events if isinstance(e, ClockTicked)}
+        keys |= await repository.surging_series(session, ticked)
         if not keys:
             return []
         states = await repository.load_series(session, keys)

@@ -330,3 +330,13 @@ async def test_the_widest_period_is_all_time(api: httpx.AsyncClient) -> None:
     assert by_name(response.json())["won_accounts"] == 3
     cohorts = await api.get("/v1/funnel/cohorts", params=widest, headers=READ)
     assert [c["month"] for c in cohorts.json()["cohorts"]] == ["2026-01"]
+
+
+async def test_the_funnel_report_carries_each_stage_s_kpis(api: httpx.AsyncClient) -> None:
+    kpis = (await api.get("/v1/kpis", params=FEBRUARY, headers=READ)).json()
+    period = {"from": f"{FEBRUARY['from']}T00:00:00Z", "to": f"{FEBRUARY['to']}T23:59:59Z"}
+    funnel = await api.get("/v1/funnel", params=period, headers=READ)
+    assert funnel.status_code == 200, funnel.text
+    assert by_name(funnel.json()) == by_name(kpis)
+    stages = {s["stage"]: [k["name"] for k in s["kpis"]] for s in funnel.json()["stages"]}
+    assert "nps" in stages["expansion"] and "win_rate" in stages["won"]

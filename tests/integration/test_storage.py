@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schemas.events import AccountUpserted, PageViewed, SurgeEnded, SurgeStarted
+from schemas.topics import EVENTS, partition_of
 from services.funnel import repository as funnel_repository
 from services.funnel.cache import StateCache
 from services.funnel.config import FunnelConfig
@@ -150,9 +151,16 @@ async def test_intent_series_and_surges_round_trip(session: AsyncSession) -> Non
     async with session.begin():
         await intent_repository.save_series(session, states)
         await intent_repository.record_surges(session, [started])
+    acme = partition_of("acme.com", EVENTS.partitions)
+    other = (acme + 1) % EVENTS.partitions
     async with session.begin():
         assert await intent_repository.load_series(session, states.keys()) == states
+        # What a tick of acme's partition looks at: its open surges, not other partitions'.
+        assert await intent_repository.surging_series(session, {acme}) == {("acme.com", "pricing")}
+        assert await intent_repository.surging_series(session, {other}) == set()
         await intent_repository.record_surges(session, [ended])
+    async with session.begin():
+        assert await intent_repository.surging_series(session, {acme}) == set()
 
 
 async def test_credentials_are_hashed_and_revocable(session: AsyncSession) -> None:

@@ -101,3 +101,14 @@ def test_ticks_of_one_round_share_a_rounded_time_and_stable_ids() -> None:
 
 def _partition(domain: str) -> int:
     return topics.partition_of(domain, topics.EVENTS.partitions)
+
+
+def test_the_scores_age_with_the_windows_they_count() -> None:
+    states, _ = apply_events({}, engaged_on_day_1(), CONFIG)
+    before = states["acme.com"].scores["engagement"]["score"]
+    assert before > 0
+    swept, _ = apply_events(states, [tick(40)], CONFIG)
+    scores = swept["acme.com"].scores
+    # The 30-day window of the day-1 visit ran out on day 31: nothing left to count.
+    assert scores["engagement"]["score"] == 0
+    assert scores["as_of"] == (T0 + timedelta(days=31)).date()

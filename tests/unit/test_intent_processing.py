@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from schemas import topics
 from schemas.events import (
+    ClockTicked,
     Event,
     IntentSignalReceived,
     NpsSubmitted,
@@ -283,3 +285,38 @@ def test_deterministic_also_across_json_round_trips() -> None:
         k: s.to_json() for k, s in whole_states.items()
     }
     assert apply_events({}, events, CONFIG) == (whole_states, whole_outputs)
+
+
+def _tick(at: datetime, partition: int) -> ClockTicked:
+    return ClockTicked(
+        event_id=f"tick-{partition}-{at.isoformat()}",
+        occurred_at=at,
+        received_at=at,
+        source="clock",
+        partition=partition,
+    )
+
+
+def test_a_tick_ends_the_surge_of_an_account_that_went_quiet() -> None:
+    history = daily(21)
+    spike = burst(T0 + timedelta(days=21, hours=3), 30)
+    states, started = apply_events({}, [*history, *spike], CONFIG)
+    assert kinds(started) == [("surge_started", "web")]
+    acme = topics.partition_of(ACME, topics.EVENTS.partitions)
+    later = T0 + timedelta(days=21, hours=6)
+
+    elsewhere = _tick(later, (acme + 1) % topics.EVENTS.partitions)
+    assert apply_events(states, [elsewhere], CONFIG) == ({}, [])
+    same_hour = _tick(T0 + timedelta(days=21, hours=3, minutes=50), acme)
+    assert apply_events(states, [same_hour], CONFIG)[1] == []  # its bucket is still open
+
+    tick = _tick(later, acme)
+    after, ended = apply_events(states, [tick], CONFIG)
+    assert kinds(ended) == [("surge_ended", "web")]
+    assert ended[0].occurred_at == later
+    assert ended[0].trigger_event_ids == [tick.event_id]
+    assert not after[(ACME, "web")].surging
+    assert after[(ACME, "web")].bucket == bucket_index(later, CONFIG)
+    # The account's next visit no longer ends it a second time.
+    _, next_outputs = apply_events({**states, **after}, [page(later + timedelta(hours=1))], CONFIG)
+    assert "surge_ended" not in {o.type for o in next_outputs}
