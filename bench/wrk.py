@@ -21,9 +21,9 @@ SECONDS = 10
 # Appended to every request script: one parseable line with the run's figures.
 REPORT_LUA = """
 done = function(summary, latency, requests)
-  io.write(string.format("RESULT %d %f %f %f %d\\n", summary.requests, summary.duration / 1e6,
+  io.write(string.format("RESULT %d %f %f %f %d %d\\n", summary.requests, summary.duration / 1e6,
     latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    summary.errors.status + summary.errors.connect + summary.errors.read))
+    summary.errors.status + summary.errors.connect + summary.errors.read, summary.bytes))
 end
 """
 
@@ -37,10 +37,16 @@ class Load:
     errors: int
     cpu_s: float
     """CPU time the server process used during the run (user + system)."""
+    bytes_read: int = 0
+    """Bytes the clients received (headers and bodies)."""
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def bytes_per_response(self) -> float:
+        return self.bytes_read / max(self.requests, 1)
 
     @property
     def cpu_us(self) -> float:
@@ -59,12 +65,13 @@ def run_wrk(base: str, request_lua: str, scratch: Path, name: str, pid: int) -> 
         text=True,
         check=True,
     ).stdout
-    match = re.search(r"RESULT (\d+) ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", output)
+    match = re.search(r"RESULT (\d+) ([\d.]+) ([\d.]+) ([\d.]+) (\d+) (\d+)", output)
     if match is None:
         raise RuntimeError(f"wrk printed no result: {output[-500:]}")
-    requests, seconds, p50, p99, errors = match.groups()
+    requests, seconds, p50, p99, errors, received = match.groups()
     cpu = cpu_seconds(pid) - cpu_before
-    return Load(int(requests), float(seconds), float(p50), float(p99), int(errors), cpu)
+    figures = (float(seconds), float(p50), float(p99), int(errors), cpu, int(received))
+    return Load(int(requests), *figures)
 
 
 def cpu_seconds(pid: int) -> float:

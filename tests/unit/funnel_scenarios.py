@@ -11,6 +11,7 @@ from schemas.events import EVENT_ADAPTER, Event, Stage, StageChanged, TierChange
 from services.funnel.config import FunnelConfig
 from services.funnel.outputs import FUNNEL_NAMESPACE
 from services.funnel.processing import apply_event
+from services.funnel.scoring import rescore
 from services.funnel.state import AccountState
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -75,3 +76,15 @@ def expected_change(
         config_version="funnel-1",
         cause_event_ids=[cause.event_id],
     )
+
+
+def run_checking_scores(events: Sequence[Event], config: FunnelConfig = CONFIG) -> AccountState:
+    """Apply ``events`` one by one, checking after each that the scores kept up to date
+    event by event equal the scores computed afresh; the final state."""
+    state: AccountState | None = None
+    for event in events:
+        state, _ = apply_event(state, event, config)
+        assert state is not None
+        assert state.scores == rescore(state, config).scores
+    assert state is not None
+    return state

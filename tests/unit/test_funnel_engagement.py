@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -22,20 +22,12 @@ from services.funnel.config import (
 from services.funnel.processing import apply_event
 from services.funnel.scoring import rescore
 from services.funnel.state import AccountState
-from tests.unit.funnel_scenarios import ev
+from tests.unit.funnel_scenarios import ev, run_checking_scores
 
 DEFAULTS = FunnelConfig()
 
 
-def run(events: Sequence[Event], config: FunnelConfig = DEFAULTS) -> AccountState:
-    state: AccountState | None = None
-    for event in events:
-        state, _ = apply_event(state, event, config)
-        assert state is not None
-        # The scores kept up to date event by event equal the scores computed afresh.
-        assert state.scores == rescore(state, config).scores
-    assert state is not None
-    return state
+run = run_checking_scores
 
 
 def ten_days() -> list[Event]:

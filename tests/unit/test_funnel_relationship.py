@@ -6,30 +6,19 @@ Default parts: two-way 20, replies 20 (full at 4), meetings 25 (full at 3), cont
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date
 
 import pytest
 
 from schemas.events import Event
 from services.funnel.config import FunnelConfig, RelationshipConfig, RelationshipWeights
-from services.funnel.processing import apply_event
 from services.funnel.relationship import trend
-from services.funnel.scoring import rescore
-from services.funnel.state import AccountState
-from tests.unit.funnel_scenarios import ev
+from tests.unit.funnel_scenarios import ev, run_checking_scores
 
 DEFAULTS = FunnelConfig()
 
 
-def run(events: Sequence[Event], config: FunnelConfig = DEFAULTS) -> AccountState:
-    state: AccountState | None = None
-    for event in events:
-        state, _ = apply_event(state, event, config)
-        assert state is not None
-        assert state.scores == rescore(state, config).scores
-    assert state is not None
-    return state
+run = run_checking_scores
 
 
 def conversation() -> list[Event]:
