@@ -82,6 +82,14 @@ def is_internal(account: str, config: IntentConfig) -> bool:
     return any(account == d or account.endswith("." + d) for d in config.internal_domains)
 
 
+def is_intent_input(event: Event) -> bool:
+    """Whether the detector may do anything with ``event`` (the consumer passes over the
+    rest without claiming them): page views and intent signals of accounts, and ticks."""
+    if isinstance(event, ClockTicked):
+        return True
+    return event.account is not None and isinstance(event, PageViewed | IntentSignalReceived)
+
+
 def topics_for(event: Event, config: IntentConfig) -> list[Contribution]:
     """The (topic, weight) pairs ``event`` contributes to; [] if it is not intent input."""
     if event.account is None or event.is_bot or is_internal(event.account, config):

@@ -12,7 +12,7 @@ from schemas.events import ClockTicked
 from services.intent import repository
 from services.intent.config import IntentConfig, load_intent_config
 from services.intent.metrics import SourceFreshness
-from services.intent.processing import apply_events, series_keys
+from services.intent.processing import apply_events, is_intent_input, series_keys
 from services.intent.settings import IntentSettings
 from services.kit import metrics
 from services.kit.changes import record_changes
@@ -62,6 +62,6 @@ def main(settings: IntentSettings | None = None) -> None:
             handler=IntentHandler(load_intent_config(settings.intent_config_file)),
             metrics_host=settings.intent_metrics_host,
             metrics_port=settings.intent_metrics_port,
-            options=ShellOptions(max_batch=settings.intent_max_batch),
+            options=ShellOptions(max_batch=settings.intent_max_batch, relevant=is_intent_input),
         )
     )

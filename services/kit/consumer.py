@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -29,6 +29,7 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from schemas.events import Event
 from services.kit import metrics, offsets
 from services.kit.inbound import (
     REASON_CLASSES,
@@ -73,6 +74,9 @@ class ShellOptions:
     outbox_batch: int = 1000
     prune_every_s: float = 60.0
     max_backoff_s: float = 10.0
+    # The events the handler does anything with (None: all). The others are passed over
+    # before de-duplication: no id claimed, no handler call, only their offsets advance.
+    relevant: Callable[[Event], bool] | None = None
 
 
 class ConsumerShell:
@@ -208,9 +212,14 @@ class ConsumerShell:
         # this batch was read from (the offset compare-and-set fences a stale one).
         expected = {key: self._positions.get(key) for key in unseen}
         records, outbox = self._decode(unseen)
+        relevant = self._options.relevant
+        if relevant is not None:
+            kept = [r for r in records if relevant(r.event)]
+            metrics.CONSUMER_EVENTS.labels(self._group, "passed_over").inc(len(records) - len(kept))
+            records = kept
         transaction_started = time.perf_counter()
         async with self._sessions() as session, session.begin():
-            fresh = await self._drop_applied(session, records)
+            fresh = await self._drop_applied(session, records) if records else []
             outbound = await self._handler.apply(session, fresh) if fresh else []
             attribute_outputs(outbound, fresh, outbox)
             for key, queued in outbox.items():

@@ -54,7 +54,8 @@ INGEST_NEWEST_EVENT = Gauge(
 
 CONSUMER_EVENTS = Counter(
     "abm_consumer_events_total",
-    "Records handled by a consumer, by outcome (applied, duplicate, dead_lettered).",
+    "Records handled by a consumer, by outcome (applied, duplicate, dead_lettered, "
+    "passed_over: of no interest to this consumer).",
     ["group", "outcome"],
 )
 CONSUMER_CONSUMED = Counter(
@@ -157,7 +158,7 @@ INGEST_ACCOUNT_RESOLUTIONS = Counter(
 def start_consumer_series(group: str, topic_names: Sequence[str], reasons: Sequence[str]) -> None:
     """Create a consumer's bounded series at 0, so that ``rate``/``increase`` and the alerts
     see them before the first occurrence."""
-    for outcome in ("applied", "duplicate", "dead_lettered"):
+    for outcome in ("applied", "duplicate", "dead_lettered", "passed_over"):
         CONSUMER_EVENTS.labels(group, outcome)
     for reason in reasons:
         CONSUMER_DEAD_LETTERED.labels(group, reason)

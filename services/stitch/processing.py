@@ -110,6 +110,12 @@ def classify(event: Event) -> Kind:
     return "sighting"
 
 
+def concerns_a_visitor(event: Event) -> bool:
+    """Whether stitching does anything with ``event`` (the consumer passes over the rest
+    without claiming them)."""
+    return classify(event) != "ignored"
+
+
 def visitor_events(events: Iterable[Event]) -> dict[str, list[Event]]:
     """The events that concern a visitor, per visitor id, in the given order."""
     found: dict[str, list[Event]] = {}

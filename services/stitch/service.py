@@ -56,7 +56,13 @@ from services.kit.offsets import OutboundRecord
 from services.kit.publish import event_record
 from services.kit.runner import run_consumer_service
 from services.stitch import repository
-from services.stitch.processing import StitchLimits, VisitorOutcome, apply_visitor, visitor_events
+from services.stitch.processing import (
+    StitchLimits,
+    VisitorOutcome,
+    apply_visitor,
+    concerns_a_visitor,
+    visitor_events,
+)
 from services.stitch.settings import StitchSettings
 
 
@@ -115,6 +121,6 @@ def main(settings: StitchSettings | None = None) -> None:
             handler=StitchHandler(limits),
             metrics_host=settings.stitch_metrics_host,
             metrics_port=settings.stitch_metrics_port,
-            options=ShellOptions(max_batch=settings.stitch_max_batch),
+            options=ShellOptions(max_batch=settings.stitch_max_batch, relevant=concerns_a_visitor),
         )
     )

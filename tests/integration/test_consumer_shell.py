@@ -20,7 +20,7 @@ from services.funnel.service import CONSUMED, FunnelHandler
 from services.funnel.state import AccountState
 from services.kit import db
 from services.kit.broker import EmbeddedBroker, free_port
-from services.kit.consumer import ConsumerShell, InboundRecord
+from services.kit.consumer import ConsumerShell, InboundRecord, ShellOptions
 from services.kit.offsets import OutboundRecord
 from services.kit.settings import CommonSettings
 from services.kit.tables import accounts, processed_events
@@ -152,3 +152,42 @@ async def test_a_rebalance_during_a_batch_neither_crashes_nor_loses_the_batch(
         rows = (await connection.execute(select(accounts.c.domain, accounts.c.state))).all()
     await engine.dispose()
     assert {d: AccountState.model_validate(s) for d, s in rows} == expected
+
+
+class _Recording:
+    """A handler that only records what it is given."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def apply(
+        self, session: AsyncSession, records: Sequence[InboundRecord]
+    ) -> list[OutboundRecord]:
+        self.seen += [r.event.event_id for r in records]
+        return []
+
+
+async def test_events_of_no_interest_are_passed_over_unclaimed_but_consumed(
+    pg_url: str, broker: EmbeddedBroker
+) -> None:
+    events = generate(accounts=20, events_per_account=10, seed=6)
+    await produce(broker.bootstrap, events)
+    wanted = {e.event_id for e in events if e.type != "page_viewed"}
+    assert 0 < len(wanted) < len({e.event_id for e in events})
+    engine = db.create_engine(url=pg_url)
+    settings = CommonSettings(kafka_bootstrap=broker.bootstrap, database_url=pg_url)
+    handler = _Recording()
+    options = ShellOptions(relevant=lambda event: event.type != "page_viewed")
+    shell = ConsumerShell(settings=settings, group_id=topics.FUNNEL_GROUP, topic_names=CONSUMED,
+                          handler=handler, sessionmaker=db.create_sessionmaker(engine),
+                          options=options)  # fmt: skip
+    stop = asyncio.Event()
+    running = asyncio.create_task(shell.run(stop))
+    await wait_for_progress(pg_url, beyond=len(events) - 1)  # every offset, page views too
+    stop.set()
+    await running
+
+    async with engine.connect() as connection:
+        claimed = set((await connection.execute(select(processed_events.c.event_id))).scalars())
+    await engine.dispose()
+    assert set(handler.seen) == wanted == claimed

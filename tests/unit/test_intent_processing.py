@@ -13,6 +13,7 @@ import pytest
 
 from schemas import topics
 from schemas.events import (
+    ChatOccurred,
     ClockTicked,
     Event,
     IntentSignalReceived,
@@ -28,6 +29,7 @@ from services.intent.processing import (
     SURGE_NAMESPACE,
     SeriesKey,
     apply_events,
+    is_intent_input,
     population_key,
     series_keys,
     topics_for,
@@ -320,3 +322,17 @@ def test_a_tick_ends_the_surge_of_an_account_that_went_quiet() -> None:
     # The account's next visit no longer ends it a second time.
     _, next_outputs = apply_events({**states, **after}, [page(later + timedelta(hours=1))], CONFIG)
     assert "surge_ended" not in {o.type for o in next_outputs}
+
+
+def test_the_consumer_passes_over_what_the_detector_never_uses() -> None:
+    acme = topics.partition_of(ACME, topics.EVENTS.partitions)
+    used = [page(T0), signal(T0), _tick(T0, acme)]
+    unused = [
+        page(T0, account=None, anonymous_id="v1"),  # anonymous: no account to watch
+        ChatOccurred(event_id="c1", occurred_at=T0, received_at=T0, account=ACME,
+                     source="chat", type="chat_started"),
+    ]  # fmt: skip
+    assert [is_intent_input(e) for e in used] == [True, True, True]
+    assert [is_intent_input(e) for e in unused] == [False, False]
+    # What is passed over could not have changed any series.
+    assert apply_events({}, unused, CONFIG) == ({}, [])

@@ -13,6 +13,7 @@ from services.stitch.processing import (
     VisitorState,
     apply_visitor,
     classify,
+    concerns_a_visitor,
     stitched_copy,
     stitched_event_id,
     visitor_events,
@@ -198,6 +199,9 @@ def test_classification() -> None:
                          account="acme.com", topic="crm", score=80, baseline=1, observed=5,
                          detector_version="v1")  # fmt: skip
     assert classify(surge) == "ignored"
+    # What the consumer passes over without claiming it: exactly the ignored events.
+    assert not concerns_a_visitor(surge) and not concerns_a_visitor(copy)
+    assert concerns_a_visitor(page(1, T0)) and concerns_a_visitor(form)
 
 
 def test_visitor_events_groups_per_visitor_and_skips_the_rest() -> None:
