@@ -22,6 +22,7 @@ from schemas import topics
 from services.funnel.config import FunnelConfig
 from services.funnel.expiry import due_at
 from services.funnel.processing import apply_events
+from services.funnel.repository import account_row
 from services.funnel.settings import FunnelSettings
 from services.funnel.state import AccountState
 from services.kit import migrate
@@ -57,7 +58,7 @@ async def measure_funnel_memory(_scratch: Path) -> MemoryResult:
         dsn = url.replace("postgresql+asyncpg://", "postgresql://")
         connection = await asyncpg.connect(dsn)
         try:
-            await _copy_accounts(connection, states, documents, config)
+            await _copy_accounts(connection, states, config)
             await connection.execute("VACUUM ANALYZE accounts")
             size = await connection.fetchval("SELECT pg_total_relation_size('accounts')")
         finally:
@@ -82,17 +83,25 @@ def _decoded_bytes(documents: list[str]) -> float:
 
 
 async def _copy_accounts(
-    connection: asyncpg.Connection,
-    states: list[AccountState],
-    documents: list[str],
-    config: FunnelConfig,
+    connection: asyncpg.Connection, states: list[AccountState], config: FunnelConfig
 ) -> None:
-    chunk: list[tuple[object, ...]] = []
+    """Rows as the funnel writes them (``repository.account_row``), one per distinct state,
+    repeated under a new domain each (the document renamed as text: 1,000,000 dumps of the
+    same state would take minutes)."""
+    rows = [account_row(state, 0, due_at(state, config)) for state in states]
+    chunk: list[dict[str, object]] = []
     for n in range(ACCOUNTS):
-        state, document = states[n % DISTINCT], documents[n % DISTINCT]
-        domain = f"acct{n}.example.com"
-        document = document.replace(json.dumps(state.domain), json.dumps(domain), 1)
-        chunk.append(_row(state, domain, document, config))
+        row, domain = rows[n % DISTINCT], f"acct{n}.example.com"
+        document = str(row["state"]).replace(json.dumps(row["domain"]), json.dumps(domain), 1)
+        chunk.append(
+            row
+            | {
+                "domain": domain,
+                "state": document,
+                "revision": secrets.randbits(62),
+                "partition": topics.partition_of(domain, topics.EVENTS.partitions),
+            }
+        )
         if len(chunk) == 20_000:
             await _copy(connection, chunk)
             chunk = []
@@ -100,27 +109,10 @@ async def _copy_accounts(
         await _copy(connection, chunk)
 
 
-COLUMNS = (
-    "domain", "name", "owner", "is_target", "fit_score", "stage", "stage_since",
-    "furthest_stage_rank", "tier", "last_activity_at", "updated_at", "state", "revision",
-    "due_at", "partition",
-)  # fmt: skip
-
-
-def _row(
-    state: AccountState, domain: str, document: str, config: FunnelConfig
-) -> tuple[object, ...]:
-    return (
-        domain, state.firmographics.name, state.firmographics.owner, state.is_target,
-        state.fit.score, state.stage.value if state.stage else None, state.stage_since,
-        state.furthest_stage_rank, state.tier, state.last_activity_at, state.clock, document,
-        secrets.randbits(62), due_at(state, config),
-        topics.partition_of(domain, topics.EVENTS.partitions),
-    )  # fmt: skip
-
-
-async def _copy(connection: asyncpg.Connection, rows: list[tuple[object, ...]]) -> None:
-    await connection.copy_records_to_table("accounts", records=rows, columns=COLUMNS)
+async def _copy(connection: asyncpg.Connection, rows: list[dict[str, object]]) -> None:
+    columns = list(rows[0])
+    records = [tuple(row.values()) for row in rows]
+    await connection.copy_records_to_table("accounts", records=records, columns=columns)
 
 
 def render_memory(result: MemoryResult) -> str:

@@ -4,8 +4,8 @@ ABM funnel"): pure functions over plain numbers, dates and frozen dataclasses, n
 The funnel (which records the facts) and the API (which aggregates them for a period and
 a tier) both use these, so a number means the same thing everywhere. Ratios are plain
 ratios in [0, 1] (not percentages, NPS excepted), and ``None`` whenever their denominator
-is 0: "no data" is never shown as 0 %. ``KPIS`` names each KPI with its stage, unit and
-one-line definition; the API serves those strings next to the values.
+is 0: "no data" is never shown as 0 %. Their names, stages, units and one-line
+definitions are catalogued in ``schemas.kpi_catalogue``.
 """
 
 from __future__ import annotations
@@ -23,124 +23,6 @@ from schemas.events import STAGE_ORDER, Stage
 SECONDS_PER_DAY = 86_400
 PROMOTER_MIN = 9
 DETRACTOR_MAX = 6
-
-Unit = Literal["accounts", "ratio", "currency", "count", "days", "score", "contacts"]
-
-
-@dataclass(frozen=True, slots=True)
-class KpiSpec:
-    """What one KPI is: its name, the funnel stage it is tracked at, unit and definition."""
-
-    name: str
-    stage: Stage
-    unit: Unit
-    definition: str
-
-
-def _spec(name: str, stage: Stage, unit: Unit, definition: str) -> KpiSpec:
-    return KpiSpec(name, stage, unit, definition)
-
-
-_T, _E, _O, _W, _R, _X = STAGE_ORDER
-KPIS: tuple[KpiSpec, ...] = (
-    _spec("target_accounts", _T, "accounts", "Target accounts now (fit or explicitly marked)."),
-    _spec("surges", _T, "count", "Intent surges started within the period."),
-    _spec(
-        "relationship_score",
-        _T,
-        "score",
-        "Mean relationship score (0-100, email and meeting patterns) of the target accounts "
-        "not yet customers.",
-    ),
-    _spec(
-        "declining_relationships",
-        _T,
-        "accounts",
-        "Target accounts not yet customers whose relationship score fell over 30 days.",
-    ),
-    _spec("ad_impressions", _E, "count", "Ad impressions served to target accounts."),
-    _spec("view_through_visits", _E, "count", "Visits after an impression without a click."),
-    _spec("view_through_conversions", _E, "count", "Conversions after a view-through visit."),
-    _spec("ad_clicks", _E, "count", "Ad clicks by target accounts."),
-    _spec("visits", _E, "count", "Website visits by target accounts."),
-    _spec("high_value_visits", _E, "count", "Visits of high-value pages (pricing, demo)."),
-    _spec("chats", _E, "count", "Chat conversations started by target accounts."),
-    _spec("engaged_accounts", _E, "accounts", "Target accounts that engaged within the period."),
-    _spec("engaged_share", _E, "ratio", "engaged accounts / target accounts."),
-    _spec("not_engaged_share", _E, "ratio", "1 - engaged share."),
-    _spec(
-        "spend",
-        _E,
-        "currency",
-        "Campaign spend in the period, pro rata by day (per tier: spend on its accounts).",
-    ),
-    _spec("cost_per_engaged_account", _E, "currency", "spend / engaged accounts."),
-    _spec("web_research_spikes", _E, "count", "Surges on the account's own web activity."),
-    _spec("web_research_spikes_per_account", _E, "ratio", "web research spikes / targets."),
-    _spec(
-        "deanonymisation_rate",
-        _E,
-        "ratio",
-        "Visitors of target accounts identified as known contacts within the period / "
-        "those anonymous at some time within it.",
-    ),
-    _spec(
-        "opportunity_accounts",
-        _O,
-        "accounts",
-        "Target accounts that entered this stage in the period.",
-    ),
-    _spec("stakeholders", _O, "contacts", "Contacts known per account in this stage now."),
-    _spec("penetration", _O, "contacts", "Contacts who engaged per account in this stage now."),
-    _spec("opportunity_rate", _O, "ratio", "opportunity accounts / target accounts."),
-    _spec("pipeline", _O, "currency", "Open opportunities' amounts of target accounts, now."),
-    _spec(
-        "days_first_engagement_to_opportunity",
-        _O,
-        "days",
-        "Median days from an account's first engagement to its opportunity.",
-    ),
-    _spec("cost_per_opportunity", _O, "currency", "spend / opportunity accounts."),
-    _spec("won_accounts", _W, "accounts", "Target accounts that signed within the period."),
-    _spec("win_rate", _W, "ratio", "won accounts / target accounts."),
-    _spec(
-        "new_revenue", _W, "currency", "Amounts of the deals won by new customers in the period."
-    ),
-    _spec("deal_cycle_days", _W, "days", "Median days from first engagement to signature."),
-    _spec(
-        "touches_per_won_account",
-        _W,
-        "count",
-        "Sales and marketing touches (all channels) until signature, per won account.",
-    ),
-    _spec("cost_per_won_account", _W, "currency", "spend / won accounts."),
-    _spec("renewed_customers", _R, "accounts", "Customers who renewed within the period."),
-    _spec(
-        "renewal_rate",
-        _R,
-        "ratio",
-        "Customers who renewed at the end of their term / customers whose term ended.",
-    ),
-    _spec("competitor_surges", _R, "count", "Customers' surges on competitor topics."),
-    _spec(
-        "customer_relationship_score",
-        _R,
-        "score",
-        "Mean relationship score of the customers (target accounts): low or falling, act.",
-    ),
-    _spec(
-        "customer_declining_relationships",
-        _R,
-        "accounts",
-        "Customers whose relationship score fell over the last 30 days.",
-    ),
-    _spec("average_contract_value", _X, "currency", "Mean amount of new and renewed contracts."),
-    _spec("expansion_revenue", _X, "currency", "Upsell and cross-sell amounts."),
-    _spec("total_revenue", _X, "currency", "new + renewal + expansion revenue."),
-    _spec("nps", _X, "score", "% promoters (9-10) - % detractors (0-6), from -100 to 100."),
-)
-KPI_BY_NAME: Mapping[str, KpiSpec] = {spec.name: spec for spec in KPIS}
-
 
 # --- ratios and averages ---------------------------------------------------------------
 

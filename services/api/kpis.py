@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from schemas import kpis as k
 from schemas.events import STAGE_ORDER, Stage
+from schemas.kpi_catalogue import KPIS
 from services.api import kpi_queries as q
 from services.api.errors import BadRequest
 from services.api.kpi_models import (
@@ -235,7 +236,7 @@ def stage_kpis(f: Figures) -> list[StageKpis]:
                     unit=spec.unit,
                     definition=spec.definition,
                 )
-                for spec in k.KPIS
+                for spec in KPIS
                 if spec.stage is stage
             ],
         )

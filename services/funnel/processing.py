@@ -95,9 +95,10 @@ def expire(
     outputs: list[Output] = []
     while (due := due_at(state, config)) is not None and due <= until:
         cause = expiry_cause(state.domain, due)
-        state = state.model_copy(update={"clock": due})
         # The scores age with the windows: e.g. the engagement score drops as it runs out.
-        state = state.model_copy(update={"scores": refreshed_scores(state, {}, config)})
+        moved_on = {"clock": due}
+        scores = refreshed_scores(state, moved_on, config)
+        state = state.model_copy(update={**moved_on, "scores": scores})
         state, lapsed = _apply_moves(state, rules.lapse_moves(state, config), cause, config)
         state, retiered = _retier(state, cause, config)
         outputs += [*lapsed, *retiered]

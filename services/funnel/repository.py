@@ -78,7 +78,7 @@ async def save_accounts(
     rows = []
     for state in states:
         revision = secrets.randbits(62)
-        rows.append(_row(state, revision, due_at(state, config)))
+        rows.append(account_row(state, revision, due_at(state, config)))
         cache.put(state.domain, revision, state)  # trusted only once this revision is stored
     await upsert_rows(session, accounts, rows, ["domain"])
     # The API's cached account details are evicted when this transaction commits.
@@ -182,7 +182,8 @@ async def due_accounts(
     return [d for d in found if d not in besides][:limit]
 
 
-def _row(state: AccountState, revision: int, due: datetime | None) -> dict[str, object]:
+def account_row(state: AccountState, revision: int, due: datetime | None) -> dict[str, object]:
+    """The ``accounts`` row of ``state``: the state document and the columns read by SQL."""
     return {
         "due_at": due,
         "partition": partition_of(state.domain, EVENTS.partitions),

@@ -11,7 +11,6 @@ order there.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,20 +19,12 @@ from sqlalchemy import select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schemas.envelope import Envelope
-from services.kit.dialect import upsert_statement
+from services.kit.dialect import insert_new_rows
 from services.kit.tables import account_changes
 
 CHANGE_TYPES = frozenset({"stage_changed", "tier_changed", "surge_started", "surge_ended"})
-# One statement over column arrays, in the given order (the log's seq order).
-_APPEND_ARRAYS = text(
-    "INSERT INTO account_changes (txid, event_id, account, type, occurred_at, payload)"
-    " SELECT pg_current_xact_id()::text::bigint, event_id, account, type, occurred_at, payload"
-    " FROM unnest(CAST(:event_id AS VARCHAR(128)[]), CAST(:account AS VARCHAR(253)[]),"
-    " CAST(:type AS VARCHAR(32)[]), CAST(:occurred_at AS TIMESTAMPTZ[]),"
-    " CAST(:payload AS JSONB[])) WITH ORDINALITY"
-    " AS change(event_id, account, type, occurred_at, payload, position)"
-    " ORDER BY position ON CONFLICT (event_id) DO NOTHING"
-)
+# The writing transaction's id, so readers can tell which rows are safe to serve.
+_CURRENT_TXID = "pg_current_xact_id()::text::bigint"
 _SAFE_TXID = text("txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 
 
@@ -53,13 +44,7 @@ async def record_changes(session: AsyncSession, events: Sequence[Envelope]) -> N
     rows = [_row(event) for event in events if getattr(event, "type", None) in CHANGE_TYPES]
     if not rows:
         return
-    if _is_postgres(session):
-        columns = {name: [row[name] for row in rows] for name in rows[0]}
-        columns["payload"] = [json.dumps(p) for p in columns["payload"]]
-        await session.execute(_APPEND_ARRAYS, columns)
-        return
-    statement = upsert_statement(session, account_changes)
-    await session.execute(statement.on_conflict_do_nothing(index_elements=["event_id"]), rows)
+    await insert_new_rows(session, account_changes, rows, {"txid": _CURRENT_TXID})
 
 
 async def changes_after(

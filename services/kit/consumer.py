@@ -39,6 +39,7 @@ from services.kit.inbound import (
 )
 from services.kit.lag import PartitionLag
 from services.kit.offsets import OffsetConflict, OutboundRecord, TopicPartitionKey
+from services.kit.relay import OutboxRelay
 from services.kit.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -103,8 +104,7 @@ class ConsumerShell:
         self.status = ConsumerStatus()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
-        # The loop and the rebalance listener both relay; one at a time, or rows go twice.
-        self._relaying = asyncio.Lock()
+        self._relay = OutboxRelay(sessionmaker, group_id, self._options.outbox_batch)
         # Set while the partitions we own are seeked to their stored offsets: polling waits
         # for it, so records fetched before our seek are not fetched for nothing.
         self._settled = asyncio.Event()
@@ -309,34 +309,8 @@ class ConsumerShell:
             await offsets.forget_applied_before(session, self._group, retention)
 
     async def _relay_outbox(self) -> None:
-        """Publish what committed transactions queued, then delete it. At-least-once."""
-        async with self._relaying:
-            await self._relay_pending()
-
-    async def _relay_pending(self) -> None:
         assert self._producer is not None
-        while True:
-            async with self._sessions() as session, session.begin():
-                rows = await offsets.pending(
-                    session, self._group, list(self._positions), self._options.outbox_batch
-                )
-                if not rows:
-                    return
-                futures = [
-                    await self._producer.send(
-                        r.record.topic,
-                        value=r.record.value,
-                        key=r.record.key,
-                        headers=list(r.record.headers),
-                    )
-                    for r in rows
-                ]
-                await asyncio.gather(*futures)
-                await offsets.delete_published(session, [r.id for r in rows])
-            for row in rows:
-                metrics.OUTBOX_PUBLISHED.labels(self._group, row.record.topic).inc()
-            if len(rows) < self._options.outbox_batch:
-                return
+        await self._relay.relay(self._producer, self._positions)
 
     async def _commit_to_kafka(self, advanced: dict[TopicPartitionKey, int]) -> None:
         """Mirror the stored offsets to Kafka so standard lag tooling works; advisory only."""

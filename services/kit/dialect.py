@@ -9,7 +9,7 @@ fast (docs/benchmarks.md). SQLite, in-process, takes the plain executemany.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -52,13 +52,20 @@ async def upsert_rows(
     await session.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates), rows)
 
 
-async def insert_new_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+async def insert_new_rows(
+    session: AsyncSession,
+    table: Table,
+    rows: list[dict[str, Any]],
+    postgres_values: Mapping[str, str] | None = None,
+) -> None:
     """INSERT ... ON CONFLICT DO NOTHING (replays insert nothing twice); same columns in
-    every row."""
+    every row, inserted in the given order. ``postgres_values``: columns set by an SQL
+    expression on PostgreSQL (on SQLite they keep their default)."""
     if not rows:
         return
     if _is_postgres(session):
-        await _write_columns(session, table, rows, [], "nothing")
+        computed = tuple((postgres_values or {}).items())
+        await _write_columns(session, table, rows, [], "nothing", computed)
         return
     await session.execute(upsert_statement(session, table).on_conflict_do_nothing(), rows)
 
@@ -96,9 +103,10 @@ async def _write_columns(
     rows: list[dict[str, Any]],
     keys: list[str],
     on_conflict: OnConflict,
+    computed: tuple[tuple[str, str], ...] = (),
 ) -> None:
     names = tuple(rows[0])
-    statement, encoders = _columnar_insert(table, names, tuple(keys), on_conflict)
+    statement, encoders = _columnar_insert(table, names, tuple(keys), on_conflict, computed)
     arrays = {
         f"c{i}": [encode(row[name]) for row in rows]
         for i, (name, encode) in enumerate(zip(names, encoders, strict=True))
@@ -108,17 +116,28 @@ async def _write_columns(
 
 @lru_cache(maxsize=256)
 def _columnar_insert(
-    table: Table, names: tuple[str, ...], keys: tuple[str, ...], on_conflict: OnConflict
+    table: Table,
+    names: tuple[str, ...],
+    keys: tuple[str, ...],
+    on_conflict: OnConflict,
+    computed: tuple[tuple[str, str], ...],
 ) -> tuple[TextClause, list[Callable[[Any], Any]]]:
     """The statement for ``names`` of ``table`` (cached: asyncpg then reuses its prepared
-    statement) and how to encode each column's values for its array."""
+    statement) and how to encode each column's values for its array. Rows go in in array
+    order (serial ids, the change log's ``seq``, follow it); ``computed`` columns take
+    their SQL expression."""
     columns = [table.c[name] for name in names]
     arrays = ", ".join(
         f"CAST(:c{i} AS {c.type.dialect_impl(_POSTGRES).compile(dialect=_POSTGRES)}[])"
         for i, c in enumerate(columns)
     )
-    listed = ", ".join(f'"{name}"' for name in names)
-    sql = f'INSERT INTO "{table.name}" ({listed}) SELECT * FROM unnest({arrays})'
+    quoted = [f'"{name}"' for name in names]
+    listed = ", ".join([*quoted, *(f'"{name}"' for name, _ in computed)])
+    selected = ", ".join([*quoted, *(expression for _, expression in computed)])
+    sql = (
+        f'INSERT INTO "{table.name}" ({listed}) SELECT {selected} FROM unnest({arrays})'
+        f" WITH ORDINALITY AS given({', '.join(quoted)}, position) ORDER BY position"
+    )
     sql += _conflict_clause(table, names, keys, on_conflict)
     return text(sql), [_encoder(c.type) for c in columns]
 

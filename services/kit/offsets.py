@@ -11,10 +11,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, insert, select, text, tuple_, update
+from sqlalchemy import delete, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kit.dialect import upsert_statement
+from services.kit.dialect import insert_new_rows, upsert_statement
 from services.kit.tables import consumer_offsets, outbox, processed_events
 
 
@@ -147,8 +147,9 @@ async def enqueue(
 ) -> None:
     if not records:
         return
-    await session.execute(
-        insert(outbox),
+    await insert_new_rows(
+        session,
+        outbox,
         [
             {
                 "group_id": group_id,

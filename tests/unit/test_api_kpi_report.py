@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from schemas import kpis
+from schemas import kpi_catalogue
 from schemas.events import Stage
 from schemas.kpis import RenewalOutcome
 from services.api.kpi_queries import Relationships, StageEntry
@@ -60,7 +60,7 @@ def test_every_kpi_of_the_catalogue_is_reported_once_under_its_stage() -> None:
     report = stage_kpis(figures())
     assert [s.stage for s in report] == [s.value for s in Stage]
     reported = [(s.stage, k.name) for s in report for k in s.kpis]
-    assert reported == [(spec.stage.value, spec.name) for spec in kpis.KPIS]
+    assert reported == [(spec.stage.value, spec.name) for spec in kpi_catalogue.KPIS]
 
 
 def test_report_values_by_hand() -> None:

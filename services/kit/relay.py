@@ -1,0 +1,53 @@
+"""Relaying a consumer group's outbox to Kafka: what committed transactions queued is
+published, then deleted. At-least-once; derived events carry deterministic ids, so a
+re-publish after a crash between the send and the delete is de-duplicated downstream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.kit import metrics, offsets
+from services.kit.offsets import TopicPartitionKey
+
+
+class OutboxRelay:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], group: str, batch: int) -> None:
+        self._sessions = sessions
+        self._group = group
+        self._batch = batch
+        # The poll loop and the rebalance listener both relay; one at a time, or rows go
+        # out twice.
+        self._lock = asyncio.Lock()
+
+    async def relay(self, producer: AIOKafkaProducer, owned: Iterable[TopicPartitionKey]) -> None:
+        """Publish the rows queued under the partitions we own, oldest first. ``owned`` is
+        read again for every batch: a partition revoked meanwhile is its new owner's."""
+        async with self._lock:
+            while await self._relay_batch(producer, list(owned)) == self._batch:
+                pass
+
+    async def _relay_batch(
+        self, producer: AIOKafkaProducer, sources: list[TopicPartitionKey]
+    ) -> int:
+        async with self._sessions() as session, session.begin():
+            rows = await offsets.pending(session, self._group, sources, self._batch)
+            if not rows:
+                return 0
+            futures = [
+                await producer.send(
+                    r.record.topic,
+                    value=r.record.value,
+                    key=r.record.key,
+                    headers=list(r.record.headers),
+                )
+                for r in rows
+            ]
+            await asyncio.gather(*futures)
+            await offsets.delete_published(session, [r.id for r in rows])
+        for row in rows:
+            metrics.OUTBOX_PUBLISHED.labels(self._group, row.record.topic).inc()
+        return len(rows)
