@@ -8,8 +8,9 @@ import os
 from fastapi import FastAPI
 
 from services.kit.http import serve
+from services.kit.otel import NO_OPENTELEMETRY
 
-app = FastAPI()
+app = FastAPI(telemetry=NO_OPENTELEMETRY)  # as configured in our services
 
 
 @app.get("/empty/{domain}")

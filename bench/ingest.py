@@ -139,7 +139,8 @@ async def _bare_producer(
     """The same events, already mapped, produced with acks=all: the ceiling."""
     received = Received(at=datetime.now(UTC), source="bench")
     mapped = [collect(b, received, VisitorAccounts(), 32 * 1024).events for b in work]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    # The settings of our producers (``kafka.create_producer``): acks=all, no linger.
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
     await producer.start()
 
     async def send(events: list[Any]) -> None:

@@ -26,6 +26,7 @@ from services.kit.health import database_problems, health_router
 from services.kit.http import TimingMiddleware, serve
 from services.kit.logging import configure_logging
 from services.kit.notify import AccountChangeListener, asyncpg_dsn
+from services.kit.otel import NO_OPENTELEMETRY
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         version="1",
         description="Account state for sales tools: stage, tier, fit, surges, funnel.",
         lifespan=lifespan,
+        telemetry=NO_OPENTELEMETRY,
     )
     app.include_router(router)
     app.include_router(health_router(readiness))

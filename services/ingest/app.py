@@ -24,6 +24,7 @@ from services.kit import db, kafka, metrics
 from services.kit.health import database_problems, health_router
 from services.kit.http import TimingMiddleware, serve
 from services.kit.logging import configure_logging
+from services.kit.otel import NO_OPENTELEMETRY
 
 
 def create_app(settings: IngestSettings) -> FastAPI:
@@ -73,6 +74,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
         version="1",
         description="Collection: Segment HTTP API, Snowplow tracker protocol, pixel and tag.",
         lifespan=lifespan,
+        telemetry=NO_OPENTELEMETRY,
     )
     app.include_router(tag_router)  # before /v1/{call}, which would shadow /v1/t
     app.include_router(router)

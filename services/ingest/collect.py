@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,7 @@ def collect(
     """
     result = Collected()
     seen: set[str] = set()
+    resolutions: Counter[str] = Counter()
     for index, message in enumerate(messages):
         try:
             event = _one(message, received, visitors, max_event_bytes, translate, ranges)
@@ -58,8 +60,10 @@ def collect(
         else:
             seen.add(event.event_id)
             result.events.append(event)
-            metrics.INGEST_ACCOUNT_RESOLUTIONS.labels(event.account_provenance or "none").inc()
+            resolutions[event.account_provenance or "none"] += 1
             _remember_visitor(event, visitors)
+    for provenance, count in resolutions.items():  # one metric lookup per provenance
+        metrics.INGEST_ACCOUNT_RESOLUTIONS.labels(provenance).inc(count)
     return result
 
 

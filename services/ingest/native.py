@@ -10,6 +10,7 @@ sender's idempotency key. Event time corrects the sender's clock skew with the b
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -44,6 +45,7 @@ def collect_native(
     """
     result = Collected()
     seen: set[str] = set()
+    resolutions: Counter[str] = Counter()
     for index, item in enumerate(items):
         try:
             event = native_event(item, received, max_event_bytes, visitors.get)
@@ -56,9 +58,11 @@ def collect_native(
             continue
         seen.add(event.event_id)
         result.events.append(event)
-        metrics.INGEST_ACCOUNT_RESOLUTIONS.labels(event.account_provenance or "none").inc()
+        resolutions[event.account_provenance or "none"] += 1
         if event.account and event.anonymous_id and event.account_provenance in REMEMBERED:
             visitors.remember(event.anonymous_id, event.account)
+    for provenance, count in resolutions.items():  # one metric lookup per provenance
+        metrics.INGEST_ACCOUNT_RESOLUTIONS.labels(provenance).inc(count)
     return result
 
 

@@ -16,6 +16,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit import db, metrics, migrate
+from services.kit.otel import NO_OPENTELEMETRY
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
 """Returns a name -> problem map; empty means ready."""
@@ -66,6 +67,11 @@ def health_router(readiness: ReadinessCheck) -> APIRouter:
 
 
 def operations_app(readiness: ReadinessCheck) -> FastAPI:
-    app = FastAPI(title="abm-stream operations", openapi_url=None, docs_url=None)
+    app = FastAPI(
+        title="abm-stream operations",
+        openapi_url=None,
+        docs_url=None,
+        telemetry=NO_OPENTELEMETRY,
+    )
     app.include_router(health_router(readiness))
     return app

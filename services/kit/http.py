@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.kit.gc_tuning import tune_for_throughput
 from services.kit.runner import quiet_server, stop_on_signals
 
 
@@ -47,6 +48,7 @@ class TimingMiddleware:
 
 def serve(app: FastAPI, host: str, port: int) -> None:
     """Serve until SIGTERM/SIGINT, then drain in-flight requests and run the lifespan exit."""
+    tune_for_throughput()
     asyncio.run(_serve(app, host, port))
 
 

@@ -18,8 +18,14 @@ log = logging.getLogger(__name__)
 TOPIC_ALREADY_EXISTS = 36
 
 
-def create_producer(settings: CommonSettings, *, linger_ms: int = 5) -> AIOKafkaProducer:
-    """A producer that only reports success once every in-sync replica has the record."""
+def create_producer(settings: CommonSettings, *, linger_ms: int = 0) -> AIOKafkaProducer:
+    """A producer that only reports success once every in-sync replica has the record.
+
+    No linger by default: these producers answer requests, and each waits for its ack.
+    Records still go in batches, since aiokafka keeps one request in flight per partition
+    and gathers what arrives meanwhile. A 5 ms linger added 5 ms to every pixel hit and
+    cut the hits/s by 40% at 32 connections (make bench), for no gain in batch events/s.
+    """
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         client_id=settings.kafka_client_id,

@@ -45,7 +45,9 @@ async def produce(
     producer: AIOKafkaProducer, records: Sequence[OutboundRecord], timeout_s: float
 ) -> None:
     try:
-        await asyncio.wait_for(_send(producer, records), timeout_s)
+        # A timeout scope rather than ``wait_for``, which wraps the sends in a task.
+        async with asyncio.timeout(timeout_s):
+            await _send(producer, records)
     except (TimeoutError, KafkaError) as error:
         raise BrokerUnavailable(type(error).__name__) from error
 
@@ -61,4 +63,5 @@ async def _send(producer: AIOKafkaProducer, records: Sequence[OutboundRecord]) -
         await producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers))
         for r in records
     ]
-    await asyncio.gather(*pending)
+    for acknowledged in pending:  # all of them, as ``gather`` would, without its future
+        await acknowledged

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.kit import db
 from services.kit.consumer import BatchHandler, ConsumerShell, ShellOptions
+from services.kit.gc_tuning import tune_for_throughput
 from services.kit.health import ReadinessCheck, database_problems, operations_app
 from services.kit.metrics import publish_build_info
 from services.kit.settings import CommonSettings
@@ -44,8 +45,16 @@ class EmbeddedServer(uvicorn.Server):
 
 
 def quiet_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
+    # proxy_headers off: which proxies to believe is the service's own setting (ingest's
+    # trusted proxies), not uvicorn's default of trusting X-Forwarded-For from 127.0.0.1.
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        proxy_headers=False,
     )
     return EmbeddedServer(config)
 
@@ -76,6 +85,7 @@ async def run_consumer_service(
     )
 
     readiness = _consumer_readiness(engine, shell)
+    tune_for_throughput()
     server = quiet_server(operations_app(readiness), metrics_host, metrics_port)
     stop = stop_on_signals()
     serving = asyncio.create_task(server.serve())
