@@ -1,4 +1,4 @@
-"""Garbage-collector settings for long-running consumers.
+"""Garbage-collector settings for our long-running processes (consumers and HTTP services).
 
 A consumer holds many long-lived objects (the funnel's cache of decoded account states:
 thousands of small models, tuples and dicts) and allocates hundreds of thousands of
@@ -9,6 +9,8 @@ acyclic and freed by reference counting. Collecting the young generation every 5
 allocations instead gives the same throughput as disabling the collector (measured with
 the funnel's core on 30,000 events: 76 µs/event against 100 µs by default, 76 disabled)
 while still reclaiming the rare cycles (exceptions with their tracebacks, asyncio).
+The HTTP services (and the benchmarks' empty baseline app) start through ``http.serve``
+with the same settings.
 """
 
 from __future__ import annotations
