@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kit import kafka, migrate
+from services.kit import db, kafka, migrate
 from services.kit.broker import EmbeddedBroker, start_broker
 from tests.harness import PostgresCluster, Stack, stack, start_postgres
 
@@ -44,6 +45,15 @@ def any_db_url(request: pytest.FixtureRequest) -> str:
     """Storage tests run on both backends."""
     fixture = "pg_url" if request.param == "postgresql" else "sqlite_url"
     return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+async def session(any_db_url: str) -> AsyncIterator[AsyncSession]:
+    """A session on a fresh database of each backend."""
+    engine = db.create_engine(url=any_db_url)
+    async with db.create_sessionmaker(engine)() as opened:
+        yield opened
+    await engine.dispose()
 
 
 @pytest.fixture

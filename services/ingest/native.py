@@ -10,7 +10,6 @@ sender's idempotency key. Event time corrects the sender's clock skew with the b
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -18,11 +17,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.events import INBOUND_ADAPTER, InboundEvent
-from services.ingest.collect import Collected
+from services.ingest.collect import Collected, count_resolutions, remember_visitor
 from services.ingest.errors import RejectedMessage
 from services.ingest.identity import (
     CONFIDENCE,
-    REMEMBERED,
     Provenance,
     VisitorAccounts,
     domain_of_email,
@@ -45,7 +43,6 @@ def collect_native(
     """
     result = Collected()
     seen: set[str] = set()
-    resolutions: Counter[str] = Counter()
     for index, item in enumerate(items):
         try:
             event = native_event(item, received, max_event_bytes, visitors.get)
@@ -58,11 +55,8 @@ def collect_native(
             continue
         seen.add(event.event_id)
         result.events.append(event)
-        resolutions[event.account_provenance or "none"] += 1
-        if event.account and event.anonymous_id and event.account_provenance in REMEMBERED:
-            visitors.remember(event.anonymous_id, event.account)
-    for provenance, count in resolutions.items():  # one metric lookup per provenance
-        metrics.INGEST_ACCOUNT_RESOLUTIONS.labels(provenance).inc(count)
+        remember_visitor(event, visitors)
+    count_resolutions(result.events)
     return result
 
 

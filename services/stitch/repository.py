@@ -60,16 +60,7 @@ async def lock_visitors(
             set_={"last_seen_at": visitors.c.last_seen_at},
         ).returning(*visitors.c)
         for row in (await session.execute(statement)).mappings():
-            states[row["anonymous_id"]] = VisitorState(
-                anonymous_id=row["anonymous_id"],
-                first_seen_at=row["first_seen_at"],
-                last_seen_at=row["last_seen_at"],
-                account=row["account"],
-                provenance=row["provenance"],
-                confidence=row["confidence"],
-                identified_at=row["identified_at"],
-                last_identified_account=row["last_identified_account"],
-            )
+            states[row["anonymous_id"]] = VisitorState(**row)  # its fields are the columns
     return states
 
 

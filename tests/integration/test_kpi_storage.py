@@ -3,7 +3,6 @@ once-only fact rows, and migration 0007 matching the table declarations."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -41,14 +40,6 @@ T0 = datetime(2026, 2, 1, 9, tzinfo=UTC)
 DAY = date(2026, 2, 1)
 ACME = Cohort(domain="acme.com", tier=2, is_target=True, is_customer=False)
 MINE = {"activity_daily", "campaign_spend", "nps_answers", "revenue_events"}
-
-
-@pytest.fixture
-async def session(any_db_url: str) -> AsyncIterator[AsyncSession]:
-    engine = db.create_engine(url=any_db_url)
-    async with db.create_sessionmaker(engine)() as opened:
-        yield opened
-    await engine.dispose()
 
 
 async def test_add_to_rows_adds_to_the_existing_counts(session: AsyncSession) -> None:

@@ -3,7 +3,6 @@ funnel and intent repositories, credentials."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -27,14 +26,6 @@ from services.kit.tables import metadata
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 2, 1, 9, tzinfo=UTC)
-
-
-@pytest.fixture
-async def session(any_db_url: str) -> AsyncIterator[AsyncSession]:
-    engine = db.create_engine(url=any_db_url)
-    async with db.create_sessionmaker(engine)() as opened:
-        yield opened
-    await engine.dispose()
 
 
 async def test_migrations_reach_head(any_db_url: str) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from schemas.events import EVENT_ADAPTER, Event, Stage, StageChanged
+from schemas.events import Event, Stage, StageChanged
 from services.funnel.config import FunnelConfig
 from services.funnel.processing import apply_event
 from services.funnel.signals import is_high_value
@@ -18,23 +18,9 @@ from services.funnel.state import (
     ViewThrough,
     contact_key,
 )
+from tests.unit.funnel_scenarios import T0, ev
 
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CONFIG = FunnelConfig()
-
-
-def ev(type_: str, day: float, event_id: str | None = None, **fields: Any) -> Event:
-    at = T0 + timedelta(days=day)
-    data = {
-        "type": type_,
-        "event_id": event_id or f"{type_}@{day}",
-        "occurred_at": at,
-        "received_at": at,
-        "account": "acme.com",
-        "source": "test",
-        **fields,
-    }
-    return EVENT_ADAPTER.validate_python(data)
 
 
 def run(events: Sequence[Event]) -> tuple[AccountState, list[StageChanged]]:

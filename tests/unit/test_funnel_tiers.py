@@ -3,37 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid5
 
 import pytest
 
-from schemas.events import EVENT_ADAPTER, Event, TierChanged
+from schemas.events import Event, TierChanged
 from services.funnel.config import FunnelConfig
 from services.funnel.fit import Firmographics, FitScore
 from services.funnel.outputs import FUNNEL_NAMESPACE
 from services.funnel.processing import apply_event
 from services.funnel.state import AccountState
 from services.funnel.tiers import TierAssessment, assess_tier, estimate_acv
+from tests.unit.funnel_scenarios import T0, ev
 
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
 NOW = T0 + timedelta(days=100)
 CONFIG = FunnelConfig()  # tier 1 from ACV 100k, tier 2 from 25k, recent = 30 days
-
-
-def ev(type_: str, day: float, event_id: str | None = None, **fields: Any) -> Event:
-    at = T0 + timedelta(days=day)
-    data = {
-        "type": type_,
-        "event_id": event_id or f"{type_}@{day}",
-        "occurred_at": at,
-        "received_at": at,
-        "account": "acme.com",
-        "source": "test",
-        **fields,
-    }
-    return EVENT_ADAPTER.validate_python(data)
 
 
 def account(
