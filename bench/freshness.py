@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import os
 import random
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.wrk import cpu_seconds, tree_cpu_seconds
 from services.kit import db, kafka, migrate
 from services.kit.broker import start_broker
 from services.kit.credentials import seed_dev_credentials
@@ -27,7 +30,9 @@ from tests.harness import stack, start_postgres, wait_until_ready
 
 KEY, TOKEN = "bench-key", "bench-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+JSON_BODY = {"Content-Type": "application/json"}
 PROBE_EVERY_S = 0.25
+POLL_EVERY_S = 0.05
 BACKGROUND_ACCOUNTS = 2000
 
 
@@ -40,6 +45,15 @@ class FreshnessResult:
     stream_ms: list[float] = field(default_factory=list)
     probes: int = 0
     shed: int = 0
+    # CPU seconds per component during the load window (services, broker, PostgreSQL with
+    # its backends, the load generator): where the machine's cores go at this rate.
+    cpu_s: dict[str, float] = field(default_factory=dict)
+
+    def cores(self, component: str) -> float:
+        return self.cpu_s[component] / self.seconds
+
+    def cpu_us_per_event(self, component: str) -> float:
+        return self.cpu_s[component] / (self.rate * self.seconds) * 1e6
 
     def quantile(self, samples: list[float], q: float) -> float:
         if not samples:
@@ -63,7 +77,13 @@ async def measure_freshness(scratch: Path, rate: int, seconds: float) -> Freshne
                 running.start(name)
             await wait_until_ready(running.url("ingest"))
             await wait_until_ready(running.url("api"))
-            return await _run(running.url("ingest"), running.url("api"), rate, seconds)
+            components = {
+                **{service.name: _cpu_of(service.process.pid) for service in running.processes},
+                "broker": _cpu_of(broker.process.pid),
+                "postgres": _cpu_of(cluster.postmaster_pid(), with_children=True),
+                "load generator": _cpu_of(os.getpid()),
+            }
+            return await _run(running.url("ingest"), running.url("api"), rate, seconds, components)
     finally:
         broker.stop()
         cluster.stop()
@@ -76,7 +96,17 @@ async def _seed(url: str) -> None:
     await engine.dispose()
 
 
-async def _run(ingest: str, api: str, rate: int, seconds: float) -> FreshnessResult:
+def _cpu_of(pid: int, with_children: bool = False) -> Callable[[], float]:
+    return (lambda: tree_cpu_seconds(pid)) if with_children else (lambda: cpu_seconds(pid))
+
+
+async def _run(
+    ingest: str,
+    api: str,
+    rate: int,
+    seconds: float,
+    components: dict[str, Callable[[], float]],
+) -> FreshnessResult:
     result = FreshnessResult(rate=rate, seconds=seconds)
     acked: dict[str, float] = {}
     async with (
@@ -84,15 +114,18 @@ async def _run(ingest: str, api: str, rate: int, seconds: float) -> FreshnessRes
         httpx.AsyncClient(timeout=30, headers=AUTH) as reader,
     ):
         await _post(sender, ingest, [_group(f"probe{i}.com") for i in range(400)])
+        bodies = _background_bodies(math.ceil(rate * (seconds + 5) / 100))
         await asyncio.sleep(3)  # the probes are targets before the clock starts
         stop = asyncio.Event()
         tasks = [
-            asyncio.create_task(_background(sender, ingest, rate, stop, result)),
+            asyncio.create_task(_background(sender, ingest, rate, bodies, stop, result)),
             asyncio.create_task(_probes(sender, ingest, stop, acked, result)),
             asyncio.create_task(_poll(reader, api, stop, acked, result)),
             asyncio.create_task(_stream(reader, api, stop, acked, result)),
         ]
+        before = {name: cpu() for name, cpu in components.items()}
         await asyncio.sleep(seconds)
+        result.cpu_s = {name: cpu() - before[name] for name, cpu in components.items()}
         await asyncio.sleep(3)  # let the last probes land
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -105,28 +138,46 @@ async def _post(client: httpx.AsyncClient, ingest: str, batch: list[dict[str, An
 
 
 async def _background(
-    client: httpx.AsyncClient, ingest: str, rate: int, stop: asyncio.Event, result: FreshnessResult
+    client: httpx.AsyncClient,
+    ingest: str,
+    rate: int,
+    bodies: list[bytes],
+    stop: asyncio.Event,
+    result: FreshnessResult,
 ) -> None:
-    """Page views for background accounts at ``rate`` events/s, in batches of 100."""
-    rng = random.Random(1)
+    """Page views for background accounts at ``rate`` events/s, in batches of 100 encoded
+    before the clock starts, so the generator's CPU goes to sending, not to building JSON
+    (they carry no timestamp: ingest stamps the receipt)."""
     interval = 100 / rate
     next_at = time.monotonic()
-    while not stop.is_set():
-        batch = [_page(f"bg{rng.randrange(BACKGROUND_ACCOUNTS)}.com") for _ in range(100)]
-        asyncio.create_task(_post_counted(client, ingest, batch, result))  # noqa: RUF006
+    for body in bodies:
+        if stop.is_set():
+            return
+        asyncio.create_task(_post_counted(client, ingest, body, result))  # noqa: RUF006
         next_at += interval
         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
 
+def _background_bodies(count: int) -> list[bytes]:
+    rng = random.Random(1)
+    return [
+        json.dumps(
+            {"batch": [_page(f"bg{rng.randrange(BACKGROUND_ACCOUNTS)}.com") for _ in range(100)]}
+        ).encode()
+        for _ in range(count)
+    ]
+
+
 async def _post_counted(
-    client: httpx.AsyncClient, ingest: str, batch: list[dict[str, Any]], result: FreshnessResult
+    client: httpx.AsyncClient, ingest: str, body: bytes, result: FreshnessResult
 ) -> None:
     """Background batches are fired at the rate; a 503 (ingest shedding load) is counted."""
     try:
-        await _post(client, ingest, batch)
-        result.sent += len(batch)
+        response = await client.post(f"{ingest}/v1/batch", content=body, headers=JSON_BODY)
+        response.raise_for_status()
+        result.sent += 100
     except httpx.HTTPError:
-        result.shed += len(batch)
+        result.shed += 100
 
 
 async def _probes(
@@ -161,15 +212,18 @@ async def _poll(
     acked: dict[str, float],
     result: FreshnessResult,
 ) -> None:
+    """Each acknowledged probe is read every ``POLL_EVERY_S`` until its stage shows; the
+    period bounds the measurement's resolution, and keeps the poller's own load from
+    growing with the very lag it measures."""
     seen: set[str] = set()
     while not stop.is_set():
-        pending = [a for a in list(acked) if a not in seen]
-        for account in pending:
+        started = time.monotonic()
+        for account in [a for a in list(acked) if a not in seen]:
             body = (await client.get(f"{api}/v1/accounts/{account}")).json()
             if body.get("stage") == "opportunity":
                 result.api_ms.append((time.monotonic() - acked[account]) * 1000)
                 seen.add(account)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(max(0.0, POLL_EVERY_S - (time.monotonic() - started)))
 
 
 async def _stream(
@@ -205,7 +259,6 @@ def _page(account: str) -> dict[str, Any]:
         "type": "page",
         "messageId": uuid.uuid4().hex,
         "anonymousId": account,
-        "timestamp": datetime.now(UTC).isoformat(),
         "context": {"groupId": account},
         "properties": {"url": "https://vendor.example/docs"},
     }
@@ -229,8 +282,36 @@ def render_freshness(results: list[FreshnessResult]) -> str:
         lines.append(
             f"| {r.rate:,} events/s{shed} | {len(r.api_ms)}/{r.probes} | {api} | {stream} |"
         )
-    lines.append("")
+    lines += ["", *_cpu_table(results)]
     return "\n".join(lines)
+
+
+def _cpu_table(results: list[FreshnessResult]) -> list[str]:
+    """Cores used per component during the load window, and CPU per background event."""
+    measured = [r for r in results if r.cpu_s]
+    if not measured:
+        return []
+    names = list(measured[0].cpu_s)
+    header = " | ".join(f"{r.rate:,}/s: cores, µs/event" for r in measured)
+    lines = [
+        "Where the cores go during the load window (user + system CPU of each process;",
+        "PostgreSQL with its backends):",
+        "",
+        f"| component | {header} |",
+        f"| --- |{' ---: |' * len(measured)}",
+    ]
+    for name in names:
+        cells = " | ".join(
+            f"{r.cores(name):.2f}, {r.cpu_us_per_event(name):,.0f}" for r in measured
+        )
+        lines.append(f"| {name} | {cells} |")
+    totals = " | ".join(
+        f"**{sum(r.cpu_s.values()) / r.seconds:.2f}**, "
+        f"{sum(r.cpu_s.values()) / (r.rate * r.seconds) * 1e6:,.0f}"
+        for r in measured
+    )
+    lines += [f"| all | {totals} |", ""]
+    return lines
 
 
 def summary(result: FreshnessResult) -> str:

@@ -57,6 +57,10 @@ class PostgresCluster:
     def url(self, database: str) -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
 
+    def postmaster_pid(self) -> int:
+        """The server's process id (the first line of ``postmaster.pid``)."""
+        return int((self.root / "data" / "postmaster.pid").read_text().split()[0])
+
     def start(self) -> None:
         data = self.root / "data"
         self._run([str(self.bindir / "initdb"), "-D", str(data), "-U", "postgres",

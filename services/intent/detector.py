@@ -39,6 +39,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -71,7 +72,7 @@ class SeriesState(BaseModel):
 
     @property
     def stats(self) -> model.State:
-        return model.unpack(base64.b64decode(self.packed))
+        return _decode(self.packed)
 
     def baseline(self, config: IntentConfig) -> float:
         """Expected count of the open bucket."""
@@ -110,6 +111,12 @@ class Transition:
 
 def _encode(stats: model.State) -> str:
     return base64.b64encode(model.pack(stats)).decode()
+
+
+@lru_cache(maxsize=4096)
+def _decode(packed: str) -> model.State:
+    # A state's stats are read several times per event (score, lift, baseline, qualify).
+    return model.unpack(base64.b64decode(packed))
 
 
 def bucket_index(at: datetime, config: IntentConfig) -> int:

@@ -11,14 +11,15 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schemas.events import SurgeEnded, SurgeStarted
 from schemas.topics import EVENTS, partition_of
 from services.intent.detector import SeriesState
 from services.intent.processing import SeriesKey
-from services.kit.dialect import upsert_rows, upsert_statement
+from services.kit.db import RawJson
+from services.kit.dialect import is_one_of, upsert_rows, upsert_statement
 from services.kit.notify import notify_accounts_changed
 from services.kit.tables import intent_series, surges
 
@@ -26,19 +27,22 @@ from services.kit.tables import intent_series, surges
 async def load_series(
     session: AsyncSession, keys: Iterable[SeriesKey]
 ) -> dict[SeriesKey, SeriesState]:
-    wanted = sorted(set(keys))
+    """The stored states of ``keys``. Read by account (one array parameter, one prepared
+    statement whatever the batch) and filtered here: an account has a few topics, and a
+    disjunction of (account, topic) pairs costs SQLAlchemy more to build than it saves."""
+    wanted = set(keys)
+    accounts = sorted({account for account, _ in wanted})
     states: dict[SeriesKey, SeriesState] = {}
-    for start in range(0, len(wanted), 300):
-        chunk = wanted[start : start + 300]
-        condition = or_(
-            *(and_(intent_series.c.account == a, intent_series.c.topic == t) for a, t in chunk)
-        )
+    for start in range(0, len(accounts), 500):
+        chunk = accounts[start : start + 500]
         rows = await session.execute(
             select(intent_series.c.account, intent_series.c.topic, intent_series.c.state).where(
-                condition
+                is_one_of(session, intent_series.c.account, chunk)
             )
         )
         for account, topic, doc in rows:
+            if (account, topic) not in wanted:
+                continue
             state = _restore(doc)
             if state is not None:
                 states[(account, topic)] = state
@@ -69,7 +73,7 @@ def _restore(doc: Any) -> SeriesState | None:
 
 async def save_series(session: AsyncSession, states: dict[SeriesKey, SeriesState]) -> None:
     rows = [
-        {"account": account, "topic": topic, "state": state.model_dump(mode="json")}
+        {"account": account, "topic": topic, "state": RawJson(state.model_dump_json())}
         for (account, topic), state in states.items()
     ]
     await upsert_rows(session, intent_series, rows, ["account", "topic"])

@@ -146,6 +146,10 @@ async def test_intent_series_and_surges_round_trip(session: AsyncSession) -> Non
     other = (acme + 1) % EVENTS.partitions
     async with session.begin():
         assert await intent_repository.load_series(session, states.keys()) == states
+        # Series are read by account: only the requested topics of it come back.
+        one = sorted(states)[0]
+        assert await intent_repository.load_series(session, [one]) == {one: states[one]}
+        assert await intent_repository.load_series(session, [("acme.com", "nothing")]) == {}
         # What a tick of acme's partition looks at: its open surges, not other partitions'.
         assert await intent_repository.surging_series(session, {acme}) == {("acme.com", "pricing")}
         assert await intent_repository.surging_series(session, {other}) == set()
