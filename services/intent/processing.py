@@ -39,10 +39,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from functools import lru_cache
 from urllib.parse import urlsplit
-
-from aiokafka.partitioner import murmur2
 
 from schemas import topics
 from schemas.events import (
@@ -108,15 +105,8 @@ def topics_for(event: Event, config: IntentConfig) -> list[Contribution]:
 
 def population_key(account: str, topic: str, config: IntentConfig) -> SeriesKey:
     """The population series of ``account``'s partition (Kafka's default partitioner)."""
-    partition = _partition(account, config.population_partitions)
+    partition = topics.partition_of(account, config.population_partitions)
     return f"{POPULATION_PREFIX}{partition}", topic
-
-
-@lru_cache(maxsize=65_536)
-def _partition(account: str, partitions: int) -> int:
-    # aiokafka's murmur2 is pure Python: about 5 us, paid twice per event without this.
-    hashed: int = murmur2(account.encode())
-    return (hashed & 0x7FFFFFFF) % partitions
 
 
 def series_keys(events: Sequence[Event], config: IntentConfig) -> set[SeriesKey]:

@@ -37,6 +37,7 @@ from services.kit.inbound import (
     attribute_outputs,
     decode_records,
 )
+from services.kit.kafka import keyed_partitioner
 from services.kit.lag import PartitionLag
 from services.kit.offsets import OffsetConflict, OutboundRecord, TopicPartitionKey
 from services.kit.relay import OutboxRelay
@@ -98,6 +99,7 @@ class ConsumerShell:
         self._sessions = sessionmaker
         self._options = options or ShellOptions()
         self._positions: dict[TopicPartitionKey, int | None] = {}
+        self._outbox_may_hold_ours = True
         self._next_prune = time.monotonic() + self._options.prune_every_s
         self._lag = PartitionLag(group_id)
         metrics.start_consumer_series(group_id, self._topic_names, REASON_CLASSES)
@@ -126,6 +128,7 @@ class ConsumerShell:
             acks="all",
             enable_idempotence=self._settings.kafka_enable_idempotence,
             linger_ms=5,
+            partitioner=keyed_partitioner,
         )
         try:
             await self._start_clients(stop)
@@ -179,7 +182,7 @@ class ConsumerShell:
         batch = await self._fill_batch()
         if batch:
             await self._apply_batch(batch)
-            await self._relay_outbox()
+        await self._relay_outbox()
         self._export_lag()
 
     async def _fill_batch(self) -> dict[TopicPartition, list[Any]]:
@@ -222,10 +225,10 @@ class ConsumerShell:
             fresh = await self._drop_applied(session, records) if records else []
             outbound = await self._handler.apply(session, fresh) if fresh else []
             attribute_outputs(outbound, fresh, outbox)
-            for key, queued in outbox.items():
-                await offsets.enqueue(session, self._group, key, queued)
-                next_offset = unseen[key][-1].offset + 1
-                await offsets.advance_offset(session, self._group, key, expected[key], next_offset)
+            await offsets.enqueue_all(session, self._group, outbox)
+            self._outbox_may_hold_ours |= any(outbox.values())
+            moves = {key: (expected[key], unseen[key][-1].offset + 1) for key in unseen}
+            await offsets.advance_offsets(session, self._group, moves)
             await self._maybe_prune(session)
         committed_at = time.perf_counter()
         advanced = {key: messages[-1].offset + 1 for key, messages in unseen.items()}
@@ -309,8 +312,14 @@ class ConsumerShell:
             await offsets.forget_applied_before(session, self._group, retention)
 
     async def _relay_outbox(self) -> None:
+        """Relay when something may be queued: a batch queued records, partitions were
+        assigned (their previous owner may have left some), or a relay failed. Most batches
+        queue nothing, and an empty relay is a transaction of its own."""
         assert self._producer is not None
+        if not self._outbox_may_hold_ours:
+            return
         await self._relay.relay(self._producer, self._positions)
+        self._outbox_may_hold_ours = False
 
     async def _commit_to_kafka(self, advanced: dict[TopicPartitionKey, int]) -> None:
         """Mirror the stored offsets to Kafka so standard lag tooling works; advisory only."""
@@ -328,6 +337,7 @@ class ConsumerShell:
         self.status.assigned = set(self._positions)
         self._settled.set()
         log.info("assigned %d partitions", len(assigned))
+        self._outbox_may_hold_ours = True
         await self._relay_outbox()
 
     def on_revoked(self, revoked: set[TopicPartition]) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from schemas.topics import ALL_TOPICS, Topic
+from schemas.topics import ALL_TOPICS, Topic, key_hash
 from services.kit.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,16 @@ def create_producer(settings: CommonSettings, *, linger_ms: int = 0) -> AIOKafka
         linger_ms=linger_ms,
         request_timeout_ms=settings.kafka_request_timeout_ms,
         compression_type=None,
+        partitioner=keyed_partitioner,
     )
+
+
+def keyed_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """aiokafka's default partitioner (the same partition for a key), with the key's hash
+    memoised (``topics.key_hash``); keyless records go to a random available partition."""
+    if key is None:
+        return random.choice(available or all_partitions)
+    return all_partitions[key_hash(key) % len(all_partitions)]
 
 
 async def ensure_topics(

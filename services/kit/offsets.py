@@ -7,7 +7,7 @@ them together with the derived state, in one transaction.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -96,6 +96,51 @@ async def advance_offset(
         raise OffsetConflict(f"{topic}[{number}] moved past {expected}")
 
 
+async def advance_offsets(
+    session: AsyncSession,
+    group_id: str,
+    moves: Mapping[TopicPartitionKey, tuple[int | None, int]],
+) -> None:
+    """``advance_offset`` for every partition of a batch: ``moves`` maps each to its
+    ``(expected, next_offset)``. On PostgreSQL the partitions with a stored row move in one
+    compare-and-set statement (a batch spans up to every partition of its topics, and a
+    statement per partition cost more than the batch's own writes at moderate rates)."""
+    stored = {key: move for key, move in moves.items() if move[0] is not None}
+    for key, (expected, next_offset) in moves.items():
+        if expected is None:
+            await advance_offset(session, group_id, key, None, next_offset)
+    if len(stored) < 2 or session.get_bind().dialect.name != "postgresql":
+        for key, (expected, next_offset) in stored.items():
+            await advance_offset(session, group_id, key, expected, next_offset)
+        return
+    keys = list(stored)
+    moved = await session.execute(
+        _ADVANCE_ARRAY,
+        {
+            "group_id": group_id,
+            "topics": [topic for topic, _ in keys],
+            "partitions": [number for _, number in keys],
+            "expected": [stored[key][0] for key in keys],
+            "next_offsets": [stored[key][1] for key in keys],
+            "now": datetime.now(UTC),
+        },
+    )
+    stale = set(keys) - {(topic, number) for topic, number in moved}
+    if stale:
+        topic, number = min(stale)
+        raise OffsetConflict(f"{topic}[{number}] moved past {stored[(topic, number)][0]}")
+
+
+_ADVANCE_ARRAY = text(
+    "UPDATE consumer_offsets AS stored SET next_offset = moved.next_offset, updated_at = :now"
+    " FROM unnest(CAST(:topics AS VARCHAR(255)[]), CAST(:partitions AS INTEGER[]),"
+    " CAST(:expected AS BIGINT[]), CAST(:next_offsets AS BIGINT[]))"
+    " AS moved(topic, partition, expected, next_offset)"
+    " WHERE stored.group_id = :group_id AND stored.topic = moved.topic"
+    " AND stored.partition = moved.partition AND stored.next_offset = moved.expected"
+    " RETURNING stored.topic, stored.partition"
+)
+
 _CLAIM_ARRAY = text(
     "INSERT INTO processed_events (group_id, event_id, processed_at)"
     " SELECT :group_id, event_id, :now FROM unnest(CAST(:event_ids AS VARCHAR(128)[])) AS event_id"
@@ -145,8 +190,16 @@ async def enqueue(
     source: TopicPartitionKey,
     records: Sequence[OutboundRecord],
 ) -> None:
-    if not records:
-        return
+    await enqueue_all(session, group_id, {source: records})
+
+
+async def enqueue_all(
+    session: AsyncSession,
+    group_id: str,
+    queued: Mapping[TopicPartitionKey, Sequence[OutboundRecord]],
+) -> None:
+    """Queue the records of every source partition of a batch, in one insert (relayed in
+    this order: sources in the mapping's order, each source's records in order)."""
     await insert_new_rows(
         session,
         outbox,
@@ -160,6 +213,7 @@ async def enqueue(
                 "value": r.value,
                 "headers": [[name, base64.b64encode(value).decode()] for name, value in r.headers],
             }
+            for source, records in queued.items()
             for r in records
         ],
     )

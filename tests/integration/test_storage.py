@@ -70,12 +70,36 @@ async def test_offsets_are_compare_and_set(session: AsyncSession) -> None:
         }
 
 
+async def test_a_batch_moves_all_its_partitions_or_none(session: AsyncSession) -> None:
+    first, second, third = (("abm.events.v1", n) for n in (0, 1, 2))
+    async with session.begin():
+        await offsets.advance_offsets(session, "g", {first: (None, 5), second: (None, 7)})
+    async with session.begin():
+        # Two stored rows move in one compare-and-set; a new partition is inserted.
+        moves = {first: (5, 9), second: (7, 8), third: (None, 3)}
+        await offsets.advance_offsets(session, "g", moves)
+    async with session.begin():
+        stored = await offsets.load_offsets(session, "g", [first, second, third])
+        assert stored == {first: 9, second: 8, third: 3}
+    with pytest.raises(OffsetConflict, match=r"abm.events.v1\[1\] moved past 7"):
+        async with session.begin():  # a zombie's batch: one of its partitions moved on
+            await offsets.advance_offsets(session, "g", {first: (9, 12), second: (7, 10)})
+    async with session.begin():  # the whole transaction rolled back
+        stored = await offsets.load_offsets(session, "g", [first, second, third])
+        assert stored == {first: 9, second: 8, third: 3}
+
+
 async def test_applied_ids_and_the_outbox_round_trip(session: AsyncSession) -> None:
     record = OutboundRecord("abm.changes.v1", b"acme.com", b'{"x":1}', (("h", b"\x00\xffv"),))
     async with session.begin():
         assert await offsets.claim_new(session, "g", ["a", "b", "a"]) == {"a", "b"}
         await offsets.enqueue(session, "g", ("abm.events.v1", 0), [record, record])
+        other = OutboundRecord("abm.changes.v1", None, b"{}")
+        await offsets.enqueue_all(session, "g", {("abm.events.v1", 2): [other], ("x", 0): []})
     async with session.begin():
+        pending = await offsets.pending(session, "g", [("abm.events.v1", 2)], limit=10)
+        assert [p.record for p in pending] == [other]
+        await offsets.delete_published(session, [p.id for p in pending])
         assert await offsets.claim_new(session, "g", ["a", "c", "b"]) == {"c"}
         assert await offsets.claim_new(session, "other-group", ["a"]) == {"a"}
         pending = await offsets.pending(session, "g", [("abm.events.v1", 0)], limit=10)
