@@ -10,7 +10,8 @@ same run on the same broker (these machines are noisy: ratios, not absolutes).
 4. api: `GET /v1/accounts/{domain}` on 1,000,000 accounts under 32 pollers (wrk) vs an
    empty FastAPI endpoint, and 304 revalidations vs full reads;
 5. freshness: ingest acknowledgement to visible in the API and on the SSE stream, under
-   background load;
+   background load (one process per service, then two funnel processes), with the cores
+   each component used;
 6. funnel memory per account: 1,000,000 accounts in PostgreSQL, one decoded state in the
    consumer's cache.
 
@@ -35,7 +36,8 @@ from bench.intent import measure_intent, render_intent
 from bench.pipeline import PipelineResult, measure_pipeline
 from bench.pixel import measure_pixel, render_pixel
 
-FRESHNESS_RATES = (1_000, 5_000)
+# (events/s, funnel processes): one process per service, then the funnel scaled out.
+FRESHNESS_RUNS = ((1_000, 1), (5_000, 1), (5_000, 2))
 FRESHNESS_SECONDS = 15.0
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -113,8 +115,9 @@ async def run() -> str:
         memory = await measure_funnel_memory(Path(scratch))
         print(f"funnel memory: {memory.database_per_account:,.0f} B per account", flush=True)
         freshness = []
-        for rate in FRESHNESS_RATES:
-            freshness.append(await measure_freshness(Path(scratch), rate, FRESHNESS_SECONDS))
+        for rate, replicas in FRESHNESS_RUNS:
+            run = measure_freshness(Path(scratch), rate, FRESHNESS_SECONDS, replicas)
+            freshness.append(await run)
             print(summary(freshness[-1]), flush=True)
     return "\n".join(
         [render(ingest, pipeline), render_pixel(pixel), render_memory(memory),
