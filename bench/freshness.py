@@ -16,6 +16,7 @@ import random
 import statistics
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ class FreshnessResult:
     stream_ms: list[float] = field(default_factory=list)
     probes: int = 0
     shed: int = 0
+    shed_statuses: Counter[int] = field(default_factory=Counter)  # 0: no answer
     # CPU seconds per component during the load window (services, broker, PostgreSQL with
     # its backends, the load generator): where the machine's cores go at this rate.
     cpu_s: dict[str, float] = field(default_factory=dict)
@@ -174,12 +176,16 @@ async def _background(
     (they carry no timestamp: ingest stamps the receipt)."""
     interval = 100 / rate
     next_at = time.monotonic()
+    posting: set[asyncio.Task[None]] = set()
     for body in bodies:
         if stop.is_set():
-            return
-        asyncio.create_task(_post_counted(sender, body, result))  # noqa: RUF006
+            break
+        task = asyncio.create_task(_post_counted(sender, body, result))
+        posting.add(task)
+        task.add_done_callback(posting.discard)
         next_at += interval
         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+    await asyncio.gather(*posting)  # answered before the stack stops: none counted as shed
 
 
 def _background_bodies(count: int) -> list[bytes]:
@@ -203,6 +209,7 @@ async def _post_counted(sender: Http1Pool, body: bytes, result: FreshnessResult)
         result.sent += 100
     else:
         result.shed += 100
+        result.shed_statuses[status] += 1
 
 
 async def _probes(
@@ -301,7 +308,8 @@ def render_freshness(results: list[FreshnessResult]) -> str:
         q = r.quantile
         api = f"{q(r.api_ms, 0.5):.0f} ms | {q(r.api_ms, 0.99):.0f} ms"
         stream = f"{q(r.stream_ms, 0.5):.0f} ms | {q(r.stream_ms, 0.99):.0f} ms"
-        shed = f" ({r.shed:,} shed with 503)" if r.shed else ""
+        statuses = ", ".join(str(status or "no answer") for status in sorted(r.shed_statuses))
+        shed = f" ({r.shed:,} shed: {statuses})" if r.shed else ""
         lines.append(f"| {_label(r)}{shed} | {len(r.api_ms)}/{r.probes} | {api} | {stream} |")
     lines += ["", *_cpu_table(results)]
     return "\n".join(lines)

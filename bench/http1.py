@@ -10,6 +10,7 @@ Only what our own servers answer is supported: no TLS, no chunked bodies, no red
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -38,19 +39,35 @@ class Http1Pool:
     ) -> None:
         for _, writer in self._idle:
             writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
         self._idle.clear()
 
     async def request(
         self, method: str, path: str, body: bytes = b"", content_type: str | None = None
     ) -> tuple[int, bytes]:
         """``(status, body)``; the connection goes back to the pool unless the server
-        closes it."""
-        reader, writer = self._idle.pop() if self._idle else await self._connect()
+        closes it. A pooled connection the server closed while idle (uvicorn closes them
+        after 5 s) is replaced once, as any keep-alive client does: the request never
+        reached the application."""
         head = f"{method} {path} HTTP/1.1\r\n{self._headers}Content-Length: {len(body)}\r\n"
         if content_type:
             head += f"Content-Type: {content_type}\r\n"
+        message = head.encode() + b"\r\n" + body
+        if self._idle:
+            try:
+                return await self._exchange(self._idle.pop(), message)
+            except (ConnectionError, asyncio.IncompleteReadError) as error:
+                if isinstance(error, asyncio.IncompleteReadError) and error.partial:
+                    raise  # the server had started answering: not a stale connection
+        return await self._exchange(await self._connect(), message)
+
+    async def _exchange(
+        self, connection: tuple[asyncio.StreamReader, asyncio.StreamWriter], message: bytes
+    ) -> tuple[int, bytes]:
+        reader, writer = connection
         try:
-            writer.write(head.encode() + b"\r\n" + body)
+            writer.write(message)
             status, length, close = _parse_head(await reader.readuntil(b"\r\n\r\n"))
             payload = await reader.readexactly(length)
         except BaseException:
@@ -59,7 +76,7 @@ class Http1Pool:
         if close:
             writer.close()
         else:
-            self._idle.append((reader, writer))
+            self._idle.append(connection)
         return status, payload
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -20,6 +20,7 @@ async def test_requests_reuse_one_keep_alive_connection() -> None:
         connections += 1
         with contextlib.suppress(asyncio.IncompleteReadError):  # the client closed
             await answer_each(reader, writer)
+        writer.close()
 
     async def answer_each(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while head := await reader.readuntil(b"\r\n\r\n"):
@@ -50,3 +51,24 @@ def test_response_heads() -> None:
         _parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
     with pytest.raises(ValueError, match="only http"):
         Http1Pool("https://example.com")
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
+    answered = 0
+
+    async def serve_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal answered
+        await reader.readuntil(b"\r\n\r\n")
+        answered += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()  # an idle keep-alive connection timing out, without saying so
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(serve_once, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, Http1Pool(f"http://127.0.0.1:{port}") as pool:
+        assert await pool.request("GET", "/a") == (200, b"ok")
+        await asyncio.sleep(0.05)
+        assert await pool.request("GET", "/b") == (200, b"ok")
+    assert answered == 2
