@@ -19,6 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +89,9 @@ async def measure_freshness(
             await wait_until_ready(running.url("api"))
             components = {
                 **_service_cpus(running.processes),
-                "broker": _cpu_of(broker.process.pid),
-                "postgres": _cpu_of(cluster.postmaster_pid(), with_children=True),
-                "load generator": _cpu_of(os.getpid()),
+                "broker": partial(cpu_seconds, broker.process.pid),
+                "postgres": partial(tree_cpu_seconds, cluster.postmaster_pid()),
+                "load generator": partial(cpu_seconds, os.getpid()),
             }
             ingest, api = running.url("ingest"), running.url("api")
             return await _run(ingest, api, rate, seconds, funnel_replicas, components)
@@ -114,12 +115,8 @@ def _service_cpus(processes: list[ServiceProcess]) -> dict[str, Callable[[], flo
         while label in cpus:
             replica += 1
             label = f"{service.name} {replica}"
-        cpus[label] = _cpu_of(service.process.pid)
+        cpus[label] = partial(cpu_seconds, service.process.pid)
     return cpus
-
-
-def _cpu_of(pid: int, with_children: bool = False) -> Callable[[], float]:
-    return (lambda: tree_cpu_seconds(pid)) if with_children else (lambda: cpu_seconds(pid))
 
 
 async def _run(

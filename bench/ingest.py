@@ -15,16 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
 
-from schemas import topics
-from schemas.events import encode_event
 from services.ingest.collect import collect
 from services.ingest.identity import VisitorAccounts
 from services.ingest.segment import Received
 from services.kit import db, kafka, migrate
 from services.kit.broker import start_broker
 from services.kit.credentials import store_write_key
+from services.kit.publish import produce_events
+from services.kit.settings import CommonSettings
 from tests.harness import stack, wait_until_ready
 
 BATCH = 100
@@ -139,16 +138,12 @@ async def _bare_producer(
     """The same events, already mapped, produced with acks=all: the ceiling."""
     received = Received(at=datetime.now(UTC), source="bench")
     mapped = [collect(b, received, VisitorAccounts(), 32 * 1024).events for b in work]
-    # The settings of our producers (``kafka.create_producer``): acks=all, no linger.
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    # Our producers' settings and records (acks=all, no linger, keyed by account).
+    producer = kafka.create_producer(CommonSettings(kafka_bootstrap=bootstrap))
     await producer.start()
 
     async def send(events: list[Any]) -> None:
-        futures = [
-            await producer.send(topics.EVENTS.name, encode_event(e), key=e.account_key.encode())
-            for e in events
-        ]
-        await asyncio.gather(*futures)
+        await produce_events(producer, events, timeout_s=30)
 
     try:
         return await _timed_concurrently(mapped, send)

@@ -76,25 +76,29 @@ def run_wrk(base: str, request_lua: str, scratch: Path, name: str, pid: int) -> 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process so far (fields 14 and 15 of /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU of a process and of its children, live and exited (e.g. a postmaster and its
     backends): its own, its reaped children's (fields 16 and 17), each live child's."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(f) for f in fields[11:15])
+    ticks = sum(int(f) for f in _stat_fields(pid)[11:15])
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            child = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            child = _stat_fields(int(entry.name))
         except OSError:
             continue  # exited meanwhile
         if int(child[1]) == pid:
             ticks += int(child[11]) + int(child[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat after the command name (which may hold spaces), from field 3 on."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 @asynccontextmanager

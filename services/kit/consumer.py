@@ -37,7 +37,7 @@ from services.kit.inbound import (
     attribute_outputs,
     decode_records,
 )
-from services.kit.kafka import keyed_partitioner
+from services.kit.kafka import create_producer
 from services.kit.lag import PartitionLag
 from services.kit.offsets import OffsetConflict, OutboundRecord, TopicPartitionKey
 from services.kit.relay import OutboxRelay
@@ -123,13 +123,8 @@ class ConsumerShell:
             session_timeout_ms=self._settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=self._settings.kafka_heartbeat_interval_ms,
         )
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._settings.kafka_bootstrap,
-            acks="all",
-            enable_idempotence=self._settings.kafka_enable_idempotence,
-            linger_ms=5,
-            partitioner=keyed_partitioner,
-        )
+        # The relay answers nobody: a short linger gathers its records into fewer requests.
+        self._producer = create_producer(self._settings, linger_ms=5)
         try:
             await self._start_clients(stop)
             self._consumer.subscribe(self._topic_names, listener=_Rebalance(self))

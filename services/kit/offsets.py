@@ -184,15 +184,6 @@ async def forget_applied_before(session: AsyncSession, group_id: str, retention:
     )
 
 
-async def enqueue(
-    session: AsyncSession,
-    group_id: str,
-    source: TopicPartitionKey,
-    records: Sequence[OutboundRecord],
-) -> None:
-    await enqueue_all(session, group_id, {source: records})
-
-
 async def enqueue_all(
     session: AsyncSession,
     group_id: str,

@@ -47,7 +47,7 @@ async def produce(
     try:
         # A timeout scope rather than ``wait_for``, which wraps the sends in a task.
         async with asyncio.timeout(timeout_s):
-            await _send(producer, records)
+            await send_records(producer, records)
     except (TimeoutError, KafkaError) as error:
         raise BrokerUnavailable(type(error).__name__) from error
 
@@ -58,7 +58,8 @@ async def produce_events(
     await produce(producer, [event_record(event) for event in events], timeout_s)
 
 
-async def _send(producer: AIOKafkaProducer, records: Sequence[OutboundRecord]) -> None:
+async def send_records(producer: AIOKafkaProducer, records: Sequence[OutboundRecord]) -> None:
+    """Send every record and wait until the broker acknowledged each (no timeout here)."""
     pending = [
         await producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers))
         for r in records

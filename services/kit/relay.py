@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.kit import metrics, offsets
 from services.kit.offsets import TopicPartitionKey
+from services.kit.publish import send_records
 
 
 class OutboxRelay:
@@ -37,16 +38,7 @@ class OutboxRelay:
             rows = await offsets.pending(session, self._group, sources, self._batch)
             if not rows:
                 return 0
-            futures = [
-                await producer.send(
-                    r.record.topic,
-                    value=r.record.value,
-                    key=r.record.key,
-                    headers=list(r.record.headers),
-                )
-                for r in rows
-            ]
-            await asyncio.gather(*futures)
+            await send_records(producer, [r.record for r in rows])
             await offsets.delete_published(session, [r.id for r in rows])
         for row in rows:
             metrics.OUTBOX_PUBLISHED.labels(self._group, row.record.topic).inc()

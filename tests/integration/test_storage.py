@@ -93,7 +93,7 @@ async def test_applied_ids_and_the_outbox_round_trip(session: AsyncSession) -> N
     record = OutboundRecord("abm.changes.v1", b"acme.com", b'{"x":1}', (("h", b"\x00\xffv"),))
     async with session.begin():
         assert await offsets.claim_new(session, "g", ["a", "b", "a"]) == {"a", "b"}
-        await offsets.enqueue(session, "g", ("abm.events.v1", 0), [record, record])
+        await offsets.enqueue_all(session, "g", {("abm.events.v1", 0): [record, record]})
         other = OutboundRecord("abm.changes.v1", None, b"{}")
         await offsets.enqueue_all(session, "g", {("abm.events.v1", 2): [other], ("x", 0): []})
     async with session.begin():
