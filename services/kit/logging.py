@@ -107,3 +107,6 @@ def configure_logging(level: str, as_json: bool) -> None:
     root.setLevel(level.upper())
     # aiokafka logs every reconnect attempt at ERROR; one line per state change is enough.
     logging.getLogger("aiokafka").setLevel(max(root.level, logging.WARNING))
+    # httpx logs every request at INFO: a poller (``abm up``'s funnel view) would fill the
+    # log with them. Webhook deliveries have their own log, in the database.
+    logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))

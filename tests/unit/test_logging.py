@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 
-from services.kit.logging import JsonFormatter, RedactingFilter, redact
+from services.kit.logging import JsonFormatter, RedactingFilter, configure_logging, redact
 
 
 @pytest.mark.parametrize(
@@ -58,3 +59,26 @@ def test_json_lines_keep_the_correlation_id() -> None:
     document = json.loads(JsonFormatter().format(made))
     assert document["msg"] == "applied page_viewed"
     assert (document["event_id"], document["group"]) == ("evt-1", "abm-funnel")
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    root, chatty = logging.getLogger(), [logging.getLogger(n) for n in ("aiokafka", "httpx")]
+    saved = (root.handlers[:], root.level, [logger.level for logger in chatty])
+    try:
+        yield
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        for logger, level in zip(chatty, saved[2], strict=True):
+            logger.setLevel(level)
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_clients_that_log_every_request_are_kept_to_warnings() -> None:
+    configure_logging("INFO", as_json=False)
+    assert logging.getLogger("services.api").isEnabledFor(logging.INFO)
+    for chatty in ("httpx", "aiokafka"):
+        assert not logging.getLogger(chatty).isEnabledFor(logging.INFO)
+        assert logging.getLogger(chatty).isEnabledFor(logging.WARNING)
+    configure_logging("ERROR", as_json=False)
+    assert not logging.getLogger("httpx").isEnabledFor(logging.WARNING)
