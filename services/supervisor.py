@@ -56,7 +56,8 @@ def up(settings: UpSettings, simulate_accounts: int = 0) -> int:
     broker = None
     bootstrap = settings.kafka_bootstrap
     if not bootstrap:
-        broker = start_broker(log_file=settings.state_dir / "tansu.log")
+        # Ctrl-C reaches the services at once; the broker must outlive their shutdown.
+        broker = start_broker(log_file=settings.state_dir / "tansu.log", own_session=True)
         bootstrap = broker.bootstrap
         log.info("embedded broker (Tansu) on %s, data in memory", bootstrap)
     try:
@@ -144,7 +145,9 @@ def _supervise(
             time.sleep(0.5)
             watcher.report()
             for name, child in list(children.items()):
-                if child.process.poll() is not None:
+                # Ctrl-C reaches the children too (one process group): one that exited
+                # because of it is not restarted.
+                if child.process.poll() is not None and not stopping:
                     log.warning("%s exited with %s; restarting", name, child.process.returncode)
                     children[name] = _spawn(name, settings, bootstrap)
     finally:

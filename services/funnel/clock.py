@@ -55,22 +55,32 @@ def clock_ticker(settings: CommonSettings, interval_s: float, lateness_s: float)
     async def tick(_sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event) -> None:
         if interval_s <= 0:
             return
-        producer = kafka.create_producer(settings)
-        started = False
+        producer: AIOKafkaProducer | None = None  # started at the first round, kept
         try:
             while not await _stopped_within(stop, interval_s):
                 try:
-                    if not started:
-                        await producer.start()
-                        started = True
+                    if producer is None:
+                        producer = await _started_producer(settings)
                     await _send_round(producer, interval_s, lateness_s)
                 except KafkaError as error:  # the next round catches up: ticks only move on
                     log.warning("clock tick not produced: %r", error)
         finally:
-            if started:
+            if producer is not None:
                 await producer.stop()
 
     return tick
+
+
+async def _started_producer(settings: CommonSettings) -> AIOKafkaProducer:
+    """A started producer; one that failed to start is closed (aiokafka's clients are not
+    restarted after a failed start), so the next round makes a new one."""
+    producer = kafka.create_producer(settings)
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()
+        raise
+    return producer
 
 
 async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:

@@ -52,8 +52,16 @@ class EmbeddedBroker:
 
 
 def start_broker(
-    host: str = "127.0.0.1", port: int | None = None, log_file: Path | None = None
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    log_file: Path | None = None,
+    own_session: bool = False,
 ) -> EmbeddedBroker:
+    """Start Tansu on ``host:port`` (a free port by default).
+
+    ``own_session``: out of the caller's process group, so a terminal's Ctrl-C does not
+    reach it; the caller stops it (``stop``) once the clients shut down cleanly.
+    """
     port = port or free_port(host)
     url = f"tcp://{host}:{port}"
     with contextlib.ExitStack() as stack:
@@ -70,5 +78,6 @@ def start_broker(
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            start_new_session=own_session,
         )
     return EmbeddedBroker(host=host, port=port, process=process)

@@ -5,19 +5,24 @@ exactly the stored states and history."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from schemas import topics
 from schemas.events import ClockTicked, Stage, StageChanged, decode_event
+from services.funnel.clock import clock_ticker
 from services.funnel.config import FunnelConfig
 from services.funnel.processing import apply_events
 from services.funnel.replay_cli import read_topics
 from services.funnel.state import AccountState
 from services.kit import db
-from services.kit.broker import EmbeddedBroker
+from services.kit.broker import EmbeddedBroker, free_port
+from services.kit.settings import CommonSettings
 from services.kit.tables import account_transitions, accounts
 from tests.harness import Stack, produce, stored_progress
 from tests.streams import generate
@@ -85,3 +90,31 @@ async def _due(engine: AsyncEngine) -> int:
             .where(accounts.c.due_at <= datetime.now(UTC) - timedelta(seconds=5))
         )
     return int(count or 0)
+
+
+async def _run_ticker(bootstrap: str, interval_s: float, for_s: float) -> list[str]:
+    """Run the clock sidecar for ``for_s``, stop it, and return the warnings of producers
+    left unclosed (aiokafka warns when one is collected without ``stop``)."""
+    settings = CommonSettings(kafka_bootstrap=bootstrap)
+    stop = asyncio.Event()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        task = asyncio.create_task(clock_ticker(settings, interval_s, 0)(None, stop))
+        await asyncio.sleep(for_s)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        gc.collect()
+    return [str(w.message) for w in caught if "Unclosed AIOKafkaProducer" in str(w.message)]
+
+
+async def test_the_clock_produces_ticks_and_closes_its_producer(broker: EmbeddedBroker) -> None:
+    assert await _run_ticker(broker.bootstrap, interval_s=0.2, for_s=0.7) == []
+    on_topic = [decode_event(value) for value in await read_topics(broker.bootstrap)]
+    ticks = [e for e in on_topic if isinstance(e, ClockTicked)]
+    assert {t.partition for t in ticks} == set(range(topics.EVENTS.partitions))
+
+
+async def test_a_clock_stopped_early_or_cut_off_from_the_broker_leaves_no_producer_open() -> None:
+    unreachable = f"127.0.0.1:{free_port()}"
+    assert await _run_ticker(unreachable, interval_s=30, for_s=0.1) == []  # before a round
+    assert await _run_ticker(unreachable, interval_s=0.1, for_s=0.5) == []  # failed starts
