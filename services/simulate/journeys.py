@@ -24,6 +24,9 @@ OUR_TOPICS = (
 )  # fmt: skip
 COMPETITOR_TOPICS = ("abm platform alternatives", "switching abm vendor")
 INTENT_SOURCES = ("bombora", "g2")
+# A quiet target's visits end this long before the run: past the funnel's default
+# engagement window (90 days), so the account engaged once and lapsed back to target.
+LAPSED_DAYS = 100
 
 
 def write_journey(plan: Plan, rng: random.Random) -> list[Draft]:
@@ -45,8 +48,8 @@ def _web_visits(log: DraftLog, plan: Plan, rng: random.Random) -> None:
     tl, outcome = plan.timeline, plan.outcome
     low, high, count = tl.known + timedelta(days=1), tl.start, rng.randint(0, 5)
     if outcome is Outcome.TARGET:
-        high = tl.start - timedelta(days=45)
-        count = rng.randint(2, 5) if rng.random() < 0.4 else 0
+        high = tl.start - timedelta(days=LAPSED_DAYS)
+        count = rng.randint(2, 5) if rng.random() < 0.4 and high > low else 0
     elif outcome in ENGAGED_OUTCOMES and tl.engaged is not None:
         low, high = tl.engaged, tl.engagement_end
         count = rng.randint(3, 8) if outcome is Outcome.ENGAGED else rng.randint(6, 16)

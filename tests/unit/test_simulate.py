@@ -11,6 +11,7 @@ from datetime import date, timedelta
 import pytest
 
 from schemas.events import STAGE_ORDER
+from services.funnel.config import FunnelConfig
 from services.simulate.scenario import Scenario
 from services.simulate.segment import Message, timestamp_of
 from services.simulate.timeline import Outcome, allocate_outcomes
@@ -129,8 +130,8 @@ def test_journeys_reach_the_milestones_of_their_outcome(default: Scenario) -> No
             assert "Opportunity Created" not in events
 
 
-def test_quiet_targets_have_no_recent_engagement(default: Scenario) -> None:
-    recent = START - timedelta(days=30)
+def test_quiet_targets_have_no_engagement_within_the_funnels_window(default: Scenario) -> None:
+    recent = START - timedelta(days=FunnelConfig().engagement_window_days)
     for journey in default.journeys:
         if journey.outcome is Outcome.TARGET:
             kinds = {
