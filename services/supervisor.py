@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 from pydantic import Field
 
-from services.kit import db, kafka, migrate
+from services.kit import db, kafka, migrate, offsets
 from services.kit.broker import start_broker
 from services.kit.credentials import seed_dev_credentials
 from services.kit.logging import configure_logging
@@ -61,7 +61,7 @@ def up(settings: UpSettings, simulate_accounts: int = 0) -> int:
         bootstrap = broker.bootstrap
         log.info("embedded broker (Tansu) on %s, data in memory", bootstrap)
     try:
-        asyncio.run(_prepare(settings, bootstrap))
+        asyncio.run(_prepare(settings, bootstrap, new_broker=broker is not None))
         children = {name: _spawn(name, settings, bootstrap) for name in SERVICES}
         _announce(settings, bootstrap)
         return _supervise(children, settings, bootstrap, simulate_accounts)
@@ -70,7 +70,7 @@ def up(settings: UpSettings, simulate_accounts: int = 0) -> int:
             broker.stop()
 
 
-async def _prepare(settings: UpSettings, bootstrap: str) -> None:
+async def _prepare(settings: UpSettings, bootstrap: str, new_broker: bool) -> None:
     await kafka.wait_for_broker(bootstrap)
     created = await kafka.ensure_topics(bootstrap)
     log.info("topics ready (%d created)", len(created))
@@ -83,6 +83,15 @@ async def _prepare(settings: UpSettings, bootstrap: str) -> None:
                 settings.dev_write_key.get_secret_value(),
                 settings.dev_api_token.get_secret_value(),
             )
+            # The embedded broker starts empty: offsets stored by an earlier run point
+            # into logs it no longer has (consumers waiting there would skip records).
+            if new_broker and (forgotten := await offsets.forget_all_offsets(session)):
+                log.info(
+                    "the database keeps the state of an earlier run; the embedded broker kept "
+                    "none of its events: %d stored offsets forgotten, topics read from their "
+                    "start",
+                    forgotten,
+                )
     finally:
         await engine.dispose()
 

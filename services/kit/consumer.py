@@ -175,6 +175,7 @@ class ConsumerShell:
                 await asyncio.wait_for(self._settled.wait(), self._options.poll_timeout_ms / 1000)
             return
         batch = await self._fill_batch()
+        await self._reread_logs_behind_us()
         if batch:
             await self._apply_batch(batch)
         await self._relay_outbox()
@@ -198,6 +199,37 @@ class ConsumerShell:
                 batch.setdefault(tp, []).extend(messages)
                 count += len(messages)
         return batch
+
+    async def _reread_logs_behind_us(self) -> None:
+        """Partitions whose log now ends before our stored offset are read again from
+        their start.
+
+        The log was recreated, or its broker lost data (the embedded broker keeps none
+        across restarts; Kafka after an unclean leader election). Waiting at the stored
+        offset would silently skip every record below it as they arrive; reading again is
+        safe, as the events already applied are skipped by id.
+        """
+        consumer = self._consumer
+        assert consumer is not None
+        behind: dict[TopicPartitionKey, tuple[int, int]] = {}
+        for key, position in self._positions.items():
+            end: int | None = consumer.highwater(TopicPartition(*key))
+            if position is not None and end is not None and end < position:
+                behind[key] = (position, end)
+        if not behind:
+            return
+        async with self._sessions() as session, session.begin():
+            moves = {key: (position, 0) for key, (position, _) in behind.items()}
+            await offsets.advance_offsets(session, self._group, moves)
+        for key, (position, end) in behind.items():
+            log.error(
+                "%s[%d] ends at offset %d, before the stored offset %d: the topic was "
+                "recreated or its broker lost data; reading it again from its start",
+                *key, end, position,
+            )  # fmt: skip
+            metrics.CONSUMER_LOG_RESETS.labels(self._group).inc()
+            self._positions[key] = 0
+            await consumer.seek_to_beginning(TopicPartition(*key))
 
     async def _apply_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         """One transaction for the whole batch: one state load and one write, whatever the

@@ -118,6 +118,12 @@ CONSUMER_CONFLICTS = Counter(
 CONSUMER_REBALANCES = Counter(
     "abm_consumer_rebalances_total", "Partition assignments received.", ["group"]
 )
+CONSUMER_LOG_RESETS = Counter(
+    "abm_consumer_log_resets_total",
+    "Partitions whose log ended before the stored offset (recreated, or its broker lost "
+    "data) and were read again from their start.",
+    ["group"],
+)
 OUTBOX_PUBLISHED = Counter(
     "abm_consumer_outbox_published_total", "Outbox records published.", ["group", "topic"]
 )
@@ -166,7 +172,12 @@ def start_consumer_series(group: str, topic_names: Sequence[str], reasons: Seque
         CONSUMER_RETRIABLE_ERRORS.labels(group, kind)
     for topic in topic_names:
         CONSUMER_CONSUMED.labels(group, topic)
-    for counter in (CONSUMER_CONFLICTS, CONSUMER_REBALANCES, CONSUMER_OFFSETS_COMMITTED):
+    for counter in (
+        CONSUMER_CONFLICTS,
+        CONSUMER_REBALANCES,
+        CONSUMER_OFFSETS_COMMITTED,
+        CONSUMER_LOG_RESETS,
+    ):
         counter.labels(group)
 
 

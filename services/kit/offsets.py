@@ -174,6 +174,13 @@ async def claim_new(session: AsyncSession, group_id: str, event_ids: Sequence[st
     return set(rows.scalars())
 
 
+async def forget_all_offsets(session: AsyncSession) -> int:
+    """Drop every group's stored offsets (their logs are gone: a new, empty broker), so
+    consumers read the new topics from their start. Returns how many were stored."""
+    result = await session.execute(delete(consumer_offsets))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def forget_applied_before(session: AsyncSession, group_id: str, retention: timedelta) -> None:
     """Event ids older than the retention can no longer arrive as duplicates worth catching."""
     cutoff = datetime.now(UTC) - retention

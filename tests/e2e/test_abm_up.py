@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from schemas.topics import EVENTS, FUNNEL_GROUP
+from services.kit import db, migrate, offsets
 from services.kit.broker import free_port
 
 pytestmark = pytest.mark.e2e
@@ -21,10 +23,12 @@ STAGES = ("target", "engaged", "opportunity", "won", "retention", "expansion")
 
 
 async def test_abm_up_moves_simulated_accounts_through_all_six_stages(tmp_path: Path) -> None:
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'abm.db'}"
+    await _left_by_an_earlier_run(database_url)
     api_port = free_port()
     env = {
         **os.environ,
-        "ABM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'abm.db'}",
+        "ABM_DATABASE_URL": database_url,
         "ABM_STATE_DIR": str(tmp_path),
         "ABM_API_PORT": str(api_port),
         "ABM_INGEST_PORT": str(free_port()),
@@ -49,10 +53,25 @@ async def test_abm_up_moves_simulated_accounts_through_all_six_stages(tmp_path: 
     assert code == 0, output[-3000:]
     assert "dev API token: dev-api-token" in output and "funnel now:" in output
     assert "restarting" not in output  # a child stopped by Ctrl-C is not restarted
+    assert f"{EVENTS.partitions} stored offsets forgotten" in output
     # A quiet stop: the broker outlives its clients' shutdown, nothing is left unclosed.
     assert "Traceback" not in output and " ERROR " not in output, output[-3000:]
     assert len(children) >= 5, "broker and four services expected"  # + the simulator
     assert not alive(children), "children outlived `abm up`"
+
+
+async def _left_by_an_earlier_run(database_url: str) -> None:
+    """A database that outlived its embedded broker: the funnel had read 500 records of
+    every partition, of logs the new broker does not have."""
+    await asyncio.to_thread(migrate.upgrade, database_url)
+    engine = db.create_engine(url=database_url)
+    try:
+        async with db.create_sessionmaker(engine)() as session, session.begin():
+            for partition in range(EVENTS.partitions):
+                key = (EVENTS.name, partition)
+                await offsets.advance_offset(session, FUNNEL_GROUP, key, None, 500)
+    finally:
+        await engine.dispose()
 
 
 def alive(pids: set[int]) -> set[int]:

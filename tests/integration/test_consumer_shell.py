@@ -18,7 +18,7 @@ from services.funnel.config import FunnelConfig
 from services.funnel.processing import apply_events
 from services.funnel.service import CONSUMED, FunnelHandler
 from services.funnel.state import AccountState
-from services.kit import db
+from services.kit import db, metrics, offsets
 from services.kit.broker import EmbeddedBroker, free_port
 from services.kit.consumer import ConsumerShell, InboundRecord, ShellOptions
 from services.kit.offsets import OutboundRecord
@@ -195,3 +195,61 @@ async def test_events_of_no_interest_are_passed_over_unclaimed_but_consumed(
         claimed = set((await connection.execute(select(processed_events.c.event_id))).scalars())
     await engine.dispose()
     assert set(handler.seen) == wanted == claimed
+
+
+async def test_a_log_that_restarted_behind_the_stored_offset_is_read_again(
+    any_db_url: str, broker: EmbeddedBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database outlived its broker (`make run` again: the embedded broker keeps
+    nothing): the partition's stored offset is 500, its new log holds 4 records. Waiting at
+    500 would skip them silently; the shell reads the log again from its start."""
+    key = ("abm.events.v1", topics.partition_of("acme.com", topics.EVENTS.partitions))
+    engine = db.create_engine(url=any_db_url)
+    sessions = db.create_sessionmaker(engine)
+    async with sessions() as session, session.begin():
+        await offsets.advance_offset(session, topics.FUNNEL_GROUP, key, None, 500)
+    visits = [
+        PageViewed(
+            event_id=f"v{i}",
+            occurred_at=T0,
+            received_at=T0,
+            account="acme.com",
+            source="web",
+            url=f"https://v.io/{i}",
+        )
+        for i in range(3)
+    ]
+    upsert = AccountUpserted(event_id="u1", occurred_at=T0, received_at=T0, account="acme.com",
+                             source="crm", target=True)  # fmt: skip
+    await produce(broker.bootstrap, [upsert, *visits])
+    resets = metrics.CONSUMER_LOG_RESETS.labels(topics.FUNNEL_GROUP)
+    before = resets._value.get()
+    settings = CommonSettings(kafka_bootstrap=broker.bootstrap, database_url=any_db_url,
+                              kafka_session_timeout_ms=2000)  # fmt: skip
+    shell = ConsumerShell(settings=settings, group_id=topics.FUNNEL_GROUP, topic_names=CONSUMED,
+                          handler=FunnelHandler(FunnelConfig()), sessionmaker=sessions)  # fmt: skip
+    stop = asyncio.Event()
+    running = asyncio.create_task(shell.run(stop))
+
+    async def stored() -> int | None:
+        async with sessions() as session:
+            return (await offsets.load_offsets(session, topics.FUNNEL_GROUP, [key])).get(key)
+
+    try:
+        for _ in range(400):
+            if await stored() == 4:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await running
+    try:
+        assert await stored() == 4
+        async with engine.connect() as connection:
+            applied = await connection.scalar(select(func.count()).select_from(processed_events))
+            stage = await connection.scalar(select(accounts.c.stage))
+    finally:
+        await engine.dispose()
+    assert (applied, stage) == (4, "engaged")
+    assert resets._value.get() == before + 1
+    assert "ends at offset 4, before the stored offset 500" in caplog.text
