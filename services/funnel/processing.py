@@ -192,7 +192,7 @@ def _handle(state: AccountState, event: Event, config: FunnelConfig) -> Outcome:
     if isinstance(event, SurgeStarted | SurgeEnded):
         return record_surge(state, event), []
     new = record_signal(state, event, config)
-    return new, rules.engagement_moves(new) if is_engagement(event) else []
+    return new, rules.engagement_moves(new, config) if is_engagement(event) else []
 
 
 def _apply_moves(

@@ -12,7 +12,11 @@ rule                    event                          move
 fit_above_threshold     account_upserted               none -> target (by fit)
 explicitly_targeted     account_upserted               none -> target (``target: true``)
 untargeted              account_upserted               target/engaged/opportunity -> none
-engaged                 engagement (not a bot)         target -> engaged
+engaged                 engagement (not a bot)         target -> engaged, when the
+                                                       last engagement is within
+                                                       ``engagement_window_days``
+                                                       of the clock (not so for a
+                                                       late one whose window ran out)
 engagement_lapsed       any non-engagement event       engaged -> target, when the last
                                                        engagement is older than
                                                        ``engagement_window_days``
@@ -76,9 +80,15 @@ def lapse_moves(state: AccountState, config: FunnelConfig) -> list[Move]:
     return []
 
 
-def engagement_moves(state: AccountState) -> list[Move]:
-    """target -> engaged (the engagement itself was recorded by ``signals``)."""
-    if state.is_target and state.stage is Stage.TARGET:
+def engagement_moves(state: AccountState, config: FunnelConfig) -> list[Move]:
+    """target -> engaged (the engagement itself was recorded by ``signals``), when the
+    account's last engagement is within the window at its clock: a late event (a backfill
+    of old activity) is counted, but its window had already run out, so it moves nothing."""
+    if (
+        state.is_target
+        and state.stage is Stage.TARGET
+        and state.engaged_within(config.engagement_window_days)
+    ):
         return [Move(Stage.ENGAGED, "engaged")]
     return []
 

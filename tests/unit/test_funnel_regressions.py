@@ -36,6 +36,25 @@ def test_an_engagement_past_the_window_lapses_at_the_window_end_then_reengages()
     assert state.last_engaged_at == T0 + timedelta(days=200)
 
 
+def test_a_late_engagement_past_its_window_is_counted_but_moves_nothing() -> None:
+    """A backfill of old activity: an account at day 200 receives a visit of day 100. At
+    its clock the visit's window ran out on day 190, so the account stays a target (no
+    engaged-then-lapsed pair of changes pushed to sales tools); a late visit still within
+    the window does move it."""
+    state, _ = run(
+        [ev("account_upserted", 0, **ICP_FIT), ev("intent_signal_received", 200, topic="crm")]
+    )
+    state, outputs = run([ev("page_viewed", 100, url="/")], state)
+    assert moves(outputs) == []
+    assert state is not None
+    assert state.stage is Stage.TARGET
+    assert state.counters.visits == 1 and state.last_engaged_at == T0 + timedelta(days=100)
+    state, outputs = run([ev("page_viewed", 150, url="/")], state)
+    assert moves(outputs) == [("engaged", "engaged")]
+    assert state is not None
+    assert state.clock == T0 + timedelta(days=200)
+
+
 def test_lapse_then_opportunity_in_one_event() -> None:
     state, _ = run([ev("account_upserted", 0, **ICP_FIT), ev("page_viewed", 1, url="/")])
     _, outputs = run([ev("opportunity_created", 120, opportunity_id="o1", amount=1)], state)
