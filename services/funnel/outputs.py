@@ -7,6 +7,7 @@ replays of an output by its id like any other event.
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID, uuid5
 
 from schemas.envelope import Envelope
@@ -27,13 +28,15 @@ def stage_changed(
     change: tuple[Stage | None, Stage | None],
     rule: str,
     config_version: str,
+    at: datetime,
 ) -> StageChanged:
-    """The ``StageChanged`` for ``change`` = (from, to), caused by ``cause``."""
+    """The ``StageChanged`` for ``change`` = (from, to), caused by ``cause``, at ``at``
+    (the account's clock: the cause's time, or later for a late cause)."""
     from_stage, to_stage = change
     to = to_stage.value if to_stage is not None else "none"
     return StageChanged(
         event_id=derived_event_id(cause.event_id, "stage", to),
-        occurred_at=cause.occurred_at,
+        occurred_at=at,
         received_at=cause.received_at,
         account=domain,
         source=SOURCE,
@@ -51,13 +54,14 @@ def tier_changed(
     change: tuple[int | None, int | None],
     rule: str,
     config_version: str,
+    at: datetime,
 ) -> TierChanged:
-    """The ``TierChanged`` for ``change`` = (from, to), caused by ``cause``."""
+    """The ``TierChanged`` for ``change`` = (from, to), caused by ``cause``, at ``at``."""
     from_tier, to_tier = change
     to = str(to_tier) if to_tier is not None else "none"
     return TierChanged(
         event_id=derived_event_id(cause.event_id, "tier", to),
-        occurred_at=cause.occurred_at,
+        occurred_at=at,
         received_at=cause.received_at,
         account=domain,
         source=SOURCE,

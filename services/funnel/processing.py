@@ -15,6 +15,10 @@ For one event, in order:
 5. record the event's facts and apply its stage moves (see ``rules`` and ``signals``);
 6. re-assess the tier at the clock (see ``tiers``).
 
+Moves and tier changes happen at the account's clock: the event's time, or the clock's
+when the event is late, so an account's history is in time order whatever the order its
+events arrive in.
+
 A ``ClockTicked`` applies step 3 alone, at the tick's time, to the accounts of its
 partition whose next expiry is due (at most ``max_expiries_per_tick``, earliest first):
 accounts lapse on time without events of their own, and with the same outputs as if the
@@ -203,13 +207,17 @@ def _apply_moves(
         if move.to == state.stage:
             continue
         change = (state.stage, move.to)
-        outputs.append(stage_changed(cause, state.domain, change, move.rule, config.version))
+        outputs.append(
+            stage_changed(cause, state.domain, change, move.rule, config.version, state.clock)
+        )
         state = _enter_stage(state, move, cause)
     return state, outputs
 
 
 def _enter_stage(state: AccountState, move: Move, cause: Envelope) -> AccountState:
-    at = cause.occurred_at
+    # At the clock, not the cause's time: a late cause must not date the move before the
+    # account's previous one (history out of order, negative time in stage).
+    at = state.clock
     entered = state.stage_entered_at
     furthest = state.furthest_stage_rank
     if move.to is not None:
@@ -237,10 +245,10 @@ def _retier(
             return state, []
         return state.model_copy(update={"tier_rule": assessment.rule}), []
     change = (state.tier, assessment.tier)
-    output = tier_changed(cause, state.domain, change, assessment.rule, config.version)
+    output = tier_changed(cause, state.domain, change, assessment.rule, config.version, state.clock)
     update = {
         "tier": assessment.tier,
-        "tier_since": cause.occurred_at,
+        "tier_since": state.clock,
         "tier_rule": assessment.rule,
     }
     return state.model_copy(update=update), [output]

@@ -52,7 +52,30 @@ def test_a_late_engagement_past_its_window_is_counted_but_moves_nothing() -> Non
     state, outputs = run([ev("page_viewed", 150, url="/")], state)
     assert moves(outputs) == [("engaged", "engaged")]
     assert state is not None
-    assert state.clock == T0 + timedelta(days=200)
+    # It moves now, at the account's clock (day 200), not back on day 150.
+    [change] = [o for o in outputs if o.type == "stage_changed"]
+    assert change.occurred_at == state.stage_since == T0 + timedelta(days=200)
+    assert state.stage_entered_at[Stage.ENGAGED] == T0 + timedelta(days=200)
+
+
+def test_a_late_cause_never_dates_a_move_before_the_previous_one() -> None:
+    """A churned customer (back to target on day 100) receives an email reply of day 95,
+    late: it re-engages on day 100. Dated day 95, the history would put engaged before
+    the churn that preceded it, and the time in target would be negative."""
+    state, _ = run(
+        [
+            ev("account_upserted", 0, **ICP_FIT),
+            ev("opportunity_created", 10, opportunity_id="o1", amount=10),
+            ev("opportunity_won", 20, opportunity_id="o1"),
+            ev("subscription_churned", 100, subscription_id="s1", amount=10),
+        ]
+    )
+    assert state is not None and state.stage is Stage.TARGET
+    churned_at = state.stage_since
+    state, outputs = run([ev("email_replied", 95)], state)
+    assert moves(outputs) == [("engaged", "engaged")]
+    assert state is not None and state.stage_since == churned_at == T0 + timedelta(days=100)
+    assert all(o.occurred_at == T0 + timedelta(days=100) for o in outputs)
 
 
 def test_lapse_then_opportunity_in_one_event() -> None:
