@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer
+
+FIGURE_DECIMALS = 4
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, FIGURE_DECIMALS)
+
+
+Figure = Annotated[float | None, PlainSerializer(_rounded, return_type=float | None)]
+"""A computed figure (ratio, mean, median, money) as sent: 4 decimals, so that a mean
+score reads 27.036, not its binary artefact 27.035999999999998."""
 
 
 class Kpi(BaseModel):
     name: str
-    value: float | None = Field(description="null when undefined (a ratio over 0, no data)")
+    value: Figure = Field(description="null when undefined (a ratio over 0, no data)")
     unit: str = Field(description="accounts, ratio (0-1), currency, count, days, score, contacts")
     definition: str
 
@@ -29,7 +41,7 @@ class Conversion(BaseModel):
     to_stage: str
     reached_from: int
     reached_to: int
-    rate: float | None = Field(description="reached_to / reached_from; null when 0 / 0")
+    rate: Figure = Field(description="reached_to / reached_from; null when 0 / 0")
 
 
 class KpiReport(BaseModel):
@@ -45,8 +57,8 @@ class KpiReport(BaseModel):
 class CohortStage(BaseModel):
     stage: str
     reached: int = Field(description="Cohort members that entered this stage since.")
-    share: float | None = Field(description="reached / size")
-    median_days: float | None = Field(description="Median days from funnel entry to this stage")
+    share: Figure = Field(description="reached / size")
+    median_days: Figure = Field(description="Median days from funnel entry to this stage")
 
 
 class Cohort(BaseModel):

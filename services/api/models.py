@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from services.api.kpi_models import Kpi
+from services.api.kpi_models import Figure, Kpi
 
 
 class StageTransition(BaseModel):
@@ -87,7 +87,7 @@ class RoleFigures(BaseModel):
 class CommitteeView(BaseModel):
     stakeholders: int = Field(description="Contacts identified (buying-committee size).")
     engaged: int = Field(description="Stakeholders engaged within the engagement window.")
-    penetration: float | None = Field(
+    penetration: Figure = Field(
         description="engaged / stakeholders (account penetration); null without stakeholders."
     )
     roles: dict[str, RoleFigures] = Field(description="Stakeholders per role (unknown: none).")
@@ -149,14 +149,14 @@ class StageFigures(BaseModel):
     stage: str
     accounts: int = Field(description="Accounts in this stage now.")
     reached: int = Field(description="Accounts that ever reached this stage or a later one.")
-    conversion_from_previous: float | None = Field(
+    conversion_from_previous: Figure = Field(
         description="reached(this) / reached(previous); null for the first stage or when 0."
     )
     entered: int = Field(description="Moves into this stage within the period.")
-    entered_conversion_from_previous: float | None = Field(
+    entered_conversion_from_previous: Figure = Field(
         description="entered(this) / entered(previous) within the period."
     )
-    median_days_in_stage: float | None = Field(
+    median_days_in_stage: Figure = Field(
         description="Median days from entering this stage (within the period) to the next "
         "stage move; accounts still in the stage are not counted."
     )
@@ -176,7 +176,7 @@ class FunnelReport(BaseModel):
     tier: int | None
     stages: list[StageFigures]
     target_accounts: int
-    engaged_share: float | None = Field(description="Targets engaged or further / all targets.")
+    engaged_share: Figure = Field(description="Targets engaged or further / all targets.")
 
 
 class SurgeRecord(BaseModel):
