@@ -13,6 +13,7 @@ from services.api import queries
 from services.api.cursors import after_time_and_id, decode_cursor, encode_cursor, time_and_id
 from services.api.errors import BadRequest, NotFound
 from services.api.etag import matches, version_etag
+from services.api.history import in_order_made
 from services.api.listing import FIELDS, MAX_PAGE, Sort, account_filter, keyset, selected_fields
 from services.api.models import (
     AccountDetail,
@@ -77,8 +78,8 @@ async def get_account(
         activity={k: int(v) for k, v in state.get("counters", {}).items()},
         stage_rule=state.get("stage_rule"),
         surges=active,
-        stage_history=[_stage_transition(t) for t in history if t["kind"] == "stage"],
-        tier_history=[_tier_transition(t) for t in history if t["kind"] == "tier"],
+        stage_history=[_stage_transition(t) for t in in_order_made(_of_kind(history, "stage"))],
+        tier_history=[_tier_transition(t) for t in in_order_made(_of_kind(history, "tier"))],
         last_activity_by_channel=state.get("last_activity_by_channel", {}),
     )
 
@@ -234,6 +235,10 @@ def _domain(value: str) -> str:
     except ValueError:
         # Matches the documented pattern yet names no account once normalised ("www.io").
         raise NotFound(f"no account {value[:64]!r}") from None
+
+
+def _of_kind(history: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [row for row in history if row["kind"] == kind]
 
 
 def _stage_transition(row: dict[str, Any]) -> StageTransition:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from schemas.events import (
+    AccountUpserted,
     OpportunityChanged,
+    PageViewed,
     SurgeEnded,
     SurgeStarted,
 )
@@ -31,6 +34,33 @@ async def test_authentication_and_scopes(api: httpx.AsyncClient) -> None:
     assert unknown.headers["content-type"] == "application/problem+json"
     forbidden = await api.get("/v1/funnel", headers={"Authorization": "Bearer writer"})
     assert forbidden.status_code == 403 and "read" in forbidden.json()["detail"]
+
+
+async def test_moves_of_one_moment_are_listed_in_the_order_they_were_made(
+    api: httpx.AsyncClient, pg_url: str
+) -> None:
+    """Visited, then targeted: the upsert makes two moves at one moment, none -> target ->
+    engaged. The id of the second sorts first (cause "targeted-4"): the history still
+    lists them in the order they were made."""
+    visit = PageViewed(event_id="early-visit", occurred_at=T0, received_at=T0,
+                       account="late.com", source="web", url="https://v.io/")  # fmt: skip
+    targeted = AccountUpserted(event_id="targeted-4", occurred_at=T0 + timedelta(hours=1),
+                               received_at=T0, account="late.com", source="crm",
+                               target=True)  # fmt: skip
+    states, changes = apply_events({}, [visit, targeted], FunnelConfig())
+    assert (
+        sorted(c.event_id for c in changes if c.type == "stage_changed")
+        == [c.event_id for c in changes if c.type == "stage_changed"][::-1]
+    ), "the ids no longer sort the moves backwards: pick another cause id"
+    engine = db.create_engine(url=pg_url)
+    async with db.create_sessionmaker(engine)() as session, session.begin():
+        await funnel_repository.save_accounts(session, states.values(), StateCache(10))
+        await funnel_repository.record_transitions(session, changes)
+    await engine.dispose()
+    body = (await api.get("/v1/accounts/late.com", headers=READ)).json()
+    history = [(t["from_stage"], t["to_stage"]) for t in body["stage_history"]]
+    assert history == [(None, "target"), ("target", "engaged")]
+    assert len({t["at"] for t in body["stage_history"]}) == 1
 
 
 async def test_account_detail_explains_itself_and_revalidates_with_etag(
