@@ -222,6 +222,8 @@ class ConsumerShell:
             moves = {key: (position, 0) for key, (position, _) in behind.items()}
             await offsets.advance_offsets(session, self._group, moves)
         for key, (position, end) in behind.items():
+            if key not in self._positions:
+                continue  # revoked meanwhile: its new owner reads the stored 0
             log.error(
                 "%s[%d] ends at offset %d, before the stored offset %d: the topic was "
                 "recreated or its broker lost data; reading it again from its start",
