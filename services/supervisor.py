@@ -145,8 +145,10 @@ def _supervise(
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    # SIGHUP too (the terminal closed): the broker, in its own session, does not get it,
+    # and is stopped only by the ``finally`` of ``up``.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, request_stop)
     simulation = _start_simulation(settings, simulate_accounts) if simulate_accounts else None
     watcher = FunnelWatcher(f"http://127.0.0.1:{settings.api_port}", settings)
     try:

@@ -1,5 +1,6 @@
 """`make run`'s path: `abm up --simulate` on the embedded defaults (Tansu, SQLite) shows
-accounts in all six stages through the API, then stops cleanly on Ctrl-C."""
+accounts in all six stages through the API, then stops cleanly on Ctrl-C, or when its
+terminal closes (SIGHUP), leaving no process behind."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ pytestmark = pytest.mark.e2e
 STAGES = ("target", "engaged", "opportunity", "won", "retention", "expansion")
 
 
-async def test_abm_up_moves_simulated_accounts_through_all_six_stages(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "hangup"])
+async def test_abm_up_moves_simulated_accounts_through_all_six_stages(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'abm.db'}"
     await _left_by_an_earlier_run(database_url)
     api_port = free_port()
@@ -47,12 +51,12 @@ async def test_abm_up_moves_simulated_accounts_through_all_six_stages(tmp_path: 
         assert all(counts[stage] > 0 for stage in STAGES), counts
         children = children_of(up.pid)
     finally:
-        os.killpg(up.pid, signal.SIGINT)  # as Ctrl-C: to `abm up` and its children at once
+        os.killpg(up.pid, stop_signal)  # as a terminal does: to `abm up` and its children
         code = await asyncio.wait_for(up.wait(), timeout=60)
     output = (tmp_path / "up.log").read_text()
     assert code == 0, output[-3000:]
     assert "dev API token: dev-api-token" in output and "funnel now:" in output
-    assert "restarting" not in output  # a child stopped by Ctrl-C is not restarted
+    assert "restarting" not in output  # a child the signal stopped is not restarted
     assert f"{EVENTS.partitions} stored offsets forgotten" in output
     # A quiet stop: the broker outlives its clients' shutdown, nothing is left unclosed.
     assert "Traceback" not in output and " ERROR " not in output, output[-3000:]
