@@ -40,6 +40,7 @@ from services.kit.inbound import (
 from services.kit.kafka import create_producer
 from services.kit.lag import PartitionLag
 from services.kit.offsets import OffsetConflict, OutboundRecord, TopicPartitionKey
+from services.kit.positions import StoredPositions
 from services.kit.relay import OutboxRelay
 from services.kit.settings import CommonSettings
 
@@ -98,7 +99,7 @@ class ConsumerShell:
         self._handler = handler
         self._sessions = sessionmaker
         self._options = options or ShellOptions()
-        self._positions: dict[TopicPartitionKey, int | None] = {}
+        self._positions = StoredPositions(group_id, sessionmaker)
         self._outbox_may_hold_ours = True
         self._next_prune = time.monotonic() + self._options.prune_every_s
         self._lag = PartitionLag(group_id)
@@ -174,8 +175,9 @@ class ConsumerShell:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._settled.wait(), self._options.poll_timeout_ms / 1000)
             return
+        assert self._consumer is not None
         batch = await self._fill_batch()
-        await self._reread_logs_behind_us()
+        await self._positions.reread_logs_behind(self._consumer)
         if batch:
             await self._apply_batch(batch)
         await self._relay_outbox()
@@ -200,44 +202,11 @@ class ConsumerShell:
                 count += len(messages)
         return batch
 
-    async def _reread_logs_behind_us(self) -> None:
-        """Partitions whose log now ends before our stored offset are read again from
-        their start.
-
-        The log was recreated, or its broker lost data (the embedded broker keeps none
-        across restarts; Kafka after an unclean leader election). Waiting at the stored
-        offset would silently skip every record below it as they arrive; reading again is
-        safe, as the events already applied are skipped by id.
-        """
-        consumer = self._consumer
-        assert consumer is not None
-        behind: dict[TopicPartitionKey, tuple[int, int]] = {}
-        for key, position in self._positions.items():
-            end: int | None = consumer.highwater(TopicPartition(*key))
-            if position is not None and end is not None and end < position:
-                behind[key] = (position, end)
-        if not behind:
-            return
-        async with self._sessions() as session, session.begin():
-            moves = {key: (position, 0) for key, (position, _) in behind.items()}
-            await offsets.advance_offsets(session, self._group, moves)
-        for key, (position, end) in behind.items():
-            if key not in self._positions:
-                continue  # revoked meanwhile: its new owner reads the stored 0
-            log.error(
-                "%s[%d] ends at offset %d, before the stored offset %d: the topic was "
-                "recreated or its broker lost data; reading it again from its start",
-                *key, end, position,
-            )  # fmt: skip
-            metrics.CONSUMER_LOG_RESETS.labels(self._group).inc()
-            self._positions[key] = 0
-            await consumer.seek_to_beginning(TopicPartition(*key))
-
     async def _apply_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         """One transaction for the whole batch: one state load and one write, whatever the
         number of partitions in it."""
         started = time.perf_counter()
-        unseen = self._unseen(batch)
+        unseen = self._positions.unseen(batch)
         if not unseen:
             return
         # A rebalance may revoke partitions while the transaction awaits: keep the positions
@@ -261,7 +230,7 @@ class ConsumerShell:
             await self._maybe_prune(session)
         committed_at = time.perf_counter()
         advanced = {key: messages[-1].offset + 1 for key, messages in unseen.items()}
-        self._positions.update({key: at for key, at in advanced.items() if key in self._positions})
+        self._positions.advance(advanced)
         await self._commit_to_kafka(advanced)
         self._observe_batch(unseen, fresh, committed_at - transaction_started)
         metrics.CONSUMER_BATCH_SECONDS.labels(self._group).observe(time.perf_counter() - started)
@@ -302,19 +271,6 @@ class ConsumerShell:
             for record in applied:
                 extra = {"event_id": record.event.event_id, "group": self._group}
                 log.debug("applied %s", record.event.type, extra=extra)
-
-    def _unseen(self, batch: dict[TopicPartition, list[Any]]) -> dict[TopicPartitionKey, list[Any]]:
-        """Messages at or past the stored position of partitions we still own."""
-        unseen: dict[TopicPartitionKey, list[Any]] = {}
-        for tp, messages in batch.items():
-            key = (tp.topic, tp.partition)
-            if key not in self._positions:
-                continue  # revoked while the batch was in flight
-            position = self._positions[key] or 0
-            fresh = [m for m in messages if m.offset >= position]
-            if fresh:
-                unseen[key] = fresh
-        return unseen
 
     async def _drop_applied(
         self, session: AsyncSession, records: list[InboundRecord]
@@ -371,23 +327,15 @@ class ConsumerShell:
 
     def on_revoked(self, revoked: set[TopicPartition]) -> None:
         self._settled.clear()
-        for tp in revoked:
-            self._positions.pop((tp.topic, tp.partition), None)
-            self._lag.forget((tp.topic, tp.partition))
+        keys = [(tp.topic, tp.partition) for tp in revoked]
+        self._positions.forget(keys)
+        for key in keys:
+            self._lag.forget(key)
         self.status.assigned = set(self._positions)
 
     async def _reseek(self, partitions: list[TopicPartitionKey]) -> None:
-        """Seek each partition to the offset stored in the database (or its beginning)."""
         assert self._consumer is not None
-        async with self._sessions() as session:
-            stored = await offsets.load_offsets(session, self._group, partitions)
-        for key in partitions:
-            tp = TopicPartition(*key)
-            self._positions[key] = stored.get(key)
-            if key in stored:
-                self._consumer.seek(tp, stored[key])
-            else:
-                await self._consumer.seek_to_beginning(tp)
+        await self._positions.reseek(self._consumer, partitions)
 
     def _export_lag(self) -> None:
         consumer = self._consumer

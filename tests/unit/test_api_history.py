@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from services.api.history import in_order_made
 
@@ -34,29 +37,21 @@ def test_moves_of_one_moment_follow_their_chain_not_their_ids() -> None:
     assert moves(rows) == [(None, "target"), ("target", "engaged"), ("engaged", "opportunity")]
 
 
-def test_a_tie_continues_from_the_moment_before() -> None:
-    rows = [
-        move(1, None, "target", "aa"),
-        move(1, "target", "engaged", "bb"),
-        move(5, "opportunity", "engaged", "01"),  # lost, then engaged lapsed: one moment
-        move(5, "engaged", "opportunity", "02"),
-        move(5, "engaged", "target", "03"),
-    ]
-    assert moves(rows)[2:] == [
-        ("engaged", "opportunity"),
-        ("opportunity", "engaged"),
-        ("engaged", "target"),
-    ]
+MOMENT_5 = [  # opportunity opened, lost, then engagement lapsed: one moment's moves
+    move(5, "engaged", "opportunity", "m1"),
+    move(5, "opportunity", "engaged", "m2"),
+    move(5, "engaged", "target", "m3"),
+]
 
 
-def test_the_chain_is_found_whichever_order_the_ids_give() -> None:
-    rows = [
-        move(1, None, "target", "aa"),
-        move(1, "target", "engaged", "bb"),
-        move(5, "engaged", "target", "01"),
-        move(5, "opportunity", "engaged", "02"),
-        move(5, "engaged", "opportunity", "03"),
-    ]
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_a_tie_continues_from_the_moment_before_whichever_order_the_ids_give(
+    order: tuple[int, ...],
+) -> None:
+    """A greedy pick from "engaged" could take engaged -> target first; the whole chain
+    is found instead."""
+    before = [move(1, None, "target", "aa"), move(1, "target", "engaged", "bb")]
+    rows = before + [MOMENT_5[i] for i in order]
     assert moves(rows)[2:] == [
         ("engaged", "opportunity"),
         ("opportunity", "engaged"),
