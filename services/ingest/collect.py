@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.events import InboundEvent
-from services.ingest.errors import RejectedMessage
+from services.ingest.errors import RejectedMessage, reject_oversized
 from services.ingest.identity import CONFIDENCE, REMEMBERED, RangeLookup, VisitorAccounts
 from services.ingest.ip_privacy import scrub_message
 from services.ingest.segment import Received, to_event
@@ -74,8 +74,7 @@ def _one(
 ) -> InboundEvent | None:
     if not isinstance(message, Mapping):
         raise RejectedMessage("message", "must be a JSON object")
-    if len(json.dumps(message, default=str)) > max_event_bytes:
-        raise RejectedMessage("message", f"larger than {max_event_bytes // 1024} KB")
+    reject_oversized(message, max_event_bytes, "message")
     segment_message = translate(message) if translate else message
     return to_event(segment_message, received, visitors.get, ranges)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic_core import to_json
+
 
 class RejectedMessage(Exception):
     """One message cannot become an event; the batch goes on without it."""
@@ -10,3 +12,10 @@ class RejectedMessage(Exception):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+def reject_oversized(message: object, limit_bytes: int, field: str) -> None:
+    """Raises ``RejectedMessage`` when ``message`` encodes (compact UTF-8 JSON) to more than
+    ``limit_bytes``. pydantic-core's encoder: json.dumps was a tenth of ingest's CPU."""
+    if len(to_json(message, fallback=str)) > limit_bytes:
+        raise RejectedMessage(field, f"larger than {limit_bytes // 1024} KB")

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from schemas.events import INBOUND_ADAPTER, InboundEvent
 from services.ingest.collect import Collected, count_resolutions, remember_visitor
-from services.ingest.errors import RejectedMessage
+from services.ingest.errors import RejectedMessage, reject_oversized
 from services.ingest.identity import (
     CONFIDENCE,
     Provenance,
@@ -69,8 +69,7 @@ def native_event(
     """
     if not isinstance(item, Mapping):
         raise RejectedMessage("event", "must be a JSON object")
-    if len(json.dumps(item, default=str)) > max_event_bytes:
-        raise RejectedMessage("event", f"larger than {max_event_bytes // 1024} KB")
+    reject_oversized(item, max_event_bytes, "event")
     event_id = item.get("event_id")
     if not isinstance(event_id, str) or not event_id.strip():
         raise RejectedMessage("event_id", "required: it is what makes retries safe")

@@ -180,6 +180,13 @@ PIXEL_QUERY = {
         _query("gid", "the account's domain, when the page knows it"),
         _query("mid", "message id (retries of a hit carry the same one)"),
         _query("ts", "the hit's time, ISO 8601"),
+        _query(
+            "data",
+            "base64 (URL-safe or standard, padding optional) of a JSON object: a Segment "
+            "message overriding the parameters (its `context` and `properties` merged), e.g. "
+            '`{"type":"track","event":"Ad Impression","properties":{"campaign_id":"c1"}}` '
+            "from an ad creative or an email; a bad one is dead-lettered, the GIF still sent",
+        ),
     ]
 }
 

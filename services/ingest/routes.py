@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import os
 import uuid
 import zlib
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ from services.ingest.openapi_docs import (
     SEGMENT_BATCH_BODY,
     SEGMENT_SINGLE_BODY,
 )
-from services.ingest.pixel import GIF, NO_CACHE, pixel_message
+from services.ingest.pixel import GIF, MAX_HIT_BYTES, NO_CACHE, pixel_message, pixel_query
 from services.ingest.segment import Received, parse_time
 from services.ingest.state import IngestState
 from services.ingest.write_keys import WriteKeyAccess, key_from_basic_auth
@@ -249,10 +250,12 @@ async def pixel(request: Request) -> Response:
 
 
 async def record_pixel_hit(state: IngestState, request: Request) -> None:
-    """Produce the page view a pixel hit describes; never raises for bad input or an
-    unavailable broker (a pixel cannot read errors: they are counted in the metrics)."""
-    query = {"ua": request.headers.get("user-agent", ""), **request.query_params}
-    access = await state.write_keys.access(query.get("k", "")) if query.get("k") else None
+    """Produce the event a pixel hit describes; never raises for bad input or an
+    unavailable broker (a pixel cannot read errors: they are counted in the metrics, and a
+    bad ``data`` is dead-lettered like any rejected message)."""
+    query = {"ua": request.headers.get("user-agent", ""), **pixel_query(request.scope)}
+    key = query.pop("k", "")  # a credential: never part of the message or a dead letter
+    access = await state.write_keys.access(key) if key else None
     if access is None:
         metrics.INGEST_EVENTS.labels("page_viewed", "unauthenticated").inc()
     else:
@@ -261,10 +264,10 @@ async def record_pixel_hit(state: IngestState, request: Request) -> None:
             at=datetime.now(UTC), source=access.source, context=address, ip_policy=access.ip_policy
         )
         collected = collect(
-            [pixel_message(query)], received, state.visitors, 4096, ranges=state.ip_ranges.lookup
+            [query], received, state.visitors, MAX_HIT_BYTES, pixel_message, state.ip_ranges.lookup
         )
         with contextlib.suppress(Problem):
-            await publish_collected(state, collected, uuid.uuid4().hex, "/p.gif")
+            await publish_collected(state, collected, os.urandom(16).hex(), "/p.gif")
 
 
 async def publish_collected(

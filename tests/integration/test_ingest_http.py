@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import json
 import re
@@ -164,3 +165,28 @@ async def test_broker_down_means_503_with_retry_after_and_not_ready(
         assert response.status_code == 503
         assert int(response.headers["retry-after"]) > 0
         assert (await client.get(f"{ingest}/readyz")).status_code == 503
+
+
+async def test_a_pixel_carries_a_track_call_in_data_and_a_bad_one_is_dead_lettered(
+    ingest: str, broker: EmbeddedBroker
+) -> None:
+    properties = {"campaign_id": "q3-cfo", "channel": "email_signature"}
+    impression = {"type": "track", "event": "Ad Impression", "messageId": "imp-1",
+                  "properties": properties}  # fmt: skip
+    good = base64.urlsafe_b64encode(json.dumps(impression).encode()).decode().rstrip("=")
+    async with httpx.AsyncClient() as client:
+        for query in (f"k={KEY}&gid=acme.com&data={good}", f"k={KEY}&gid=acme.com&data=%5B1%5D"):
+            response = await client.get(f"{ingest}/p.gif?{query}")
+            assert (response.status_code, len(response.content)) == (200, 43)
+    [record] = await consume_all(broker.bootstrap, topics.EVENTS.name, 1)
+    event = decode_event(record.value)
+    assert (event.type, event.account, event.event_id, getattr(event, "campaign_id", None)) == (
+        "ad_impressed",
+        "acme.com",
+        "imp-1",
+        "q3-cfo",
+    )
+    [dead] = await consume_all(broker.bootstrap, topics.DEAD_LETTER.name, 1)
+    assert dict(dead.headers)[topics.HEADER_REASON].startswith(b"data:")
+    assert json.loads(dead.value)["data"] == "[1]"
+    assert KEY.encode() not in dead.value  # the write key never reaches a dead letter

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from services.ingest.collect import collect
-from services.ingest.errors import RejectedMessage
+from services.ingest.errors import RejectedMessage, reject_oversized
 from services.ingest.identity import VisitorAccounts, domain_of_email
 from services.ingest.segment import Received, event_time, to_event
 
@@ -157,3 +158,12 @@ def test_bots_are_tagged_not_dropped(agent: str, bot: bool) -> None:
     )
     event = to_event(message, RECEIVED, nobody)
     assert event is not None and event.is_bot is bot
+
+
+@pytest.mark.parametrize("blob", ["x" * 1000, "é" * 1000, "日本" * 300])
+def test_the_event_size_limit_counts_compact_utf8_bytes(blob: str) -> None:
+    message = msg("page", properties={"url": "/", "blob": blob})
+    size = len(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode())
+    reject_oversized(message, size, "message")  # exactly at the limit: accepted
+    with pytest.raises(RejectedMessage, match="message: larger than"):
+        reject_oversized(message, size - 1, "message")
