@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic_core import to_json
+from pydantic_core import PydanticSerializationError, to_json
 
 
 class RejectedMessage(Exception):
@@ -16,6 +16,12 @@ class RejectedMessage(Exception):
 
 def reject_oversized(message: object, limit_bytes: int, field: str) -> None:
     """Raises ``RejectedMessage`` when ``message`` encodes (compact UTF-8 JSON) to more than
-    ``limit_bytes``. pydantic-core's encoder: json.dumps was a tenth of ingest's CPU."""
-    if len(to_json(message, fallback=str)) > limit_bytes:
+    ``limit_bytes``, or nests deeper than any encoder downstream takes (pydantic-core stops
+    at about 250 levels, json at 1,000). pydantic-core's encoder: json.dumps was a tenth
+    of ingest's CPU."""
+    try:
+        size = len(to_json(message, fallback=str))
+    except PydanticSerializationError:
+        raise RejectedMessage(field, "nested too deeply") from None
+    if size > limit_bytes:
         raise RejectedMessage(field, f"larger than {limit_bytes // 1024} KB")

@@ -77,7 +77,9 @@ def decode_data(raw: str) -> dict[str, Any]:
             raw.replace("+", "-").replace(" ", "-").replace("/", "_") + "=" * (-len(raw) % 4)
         )
         document = json.loads(text)
-    except (ValueError, binascii.Error):  # UnicodeDecodeError and JSONDecodeError included
+    # ValueError includes UnicodeDecodeError and JSONDecodeError; RecursionError is what a
+    # deeply nested document raises (found by hand: 2,500 brackets fit in a URL).
+    except (ValueError, binascii.Error, RecursionError):
         raise RejectedMessage("data", "must be base64 of a JSON object") from None
     if not isinstance(document, dict):
         raise RejectedMessage("data", "must be base64 of a JSON object")

@@ -109,6 +109,7 @@ def test_a_write_key_inside_data_is_dropped() -> None:
         data([1, 2]),
         data("page"),
         base64.b64encode(b"{not json").decode(),
+        base64.b64encode(b"[" * 2500 + b"]" * 2500).decode(),  # deeper than json reads
     ],
 )
 def test_data_that_is_not_base64_of_a_json_object_is_rejected(encoded: str) -> None:

@@ -167,3 +167,18 @@ def test_the_event_size_limit_counts_compact_utf8_bytes(blob: str) -> None:
     reject_oversized(message, size, "message")  # exactly at the limit: accepted
     with pytest.raises(RejectedMessage, match="message: larger than"):
         reject_oversized(message, size - 1, "message")
+
+
+def test_a_message_nested_deeper_than_the_encoders_take_is_rejected_alone() -> None:
+    deep: Any = "x"
+    for _ in range(300):
+        deep = [deep]
+    nested = msg("page", messageId="m-deep", properties={"url": "/", "deep": deep})
+    result = collect(
+        [nested, msg("page", messageId="m-ok")], RECEIVED, VisitorAccounts(), 32 * 1024
+    )
+    assert [e.event_id for e in result.events] == ["m-ok"]
+    assert (result.rejected[0]["field"], result.rejected[0]["reason"]) == (
+        "message",
+        "nested too deeply",
+    )
