@@ -2,7 +2,8 @@
 
 Starts the Tansu broker (unless ``ABM_KAFKA_BOOTSTRAP`` names a cluster), creates the
 topics, migrates the database, seeds the development credentials, runs the five services,
-restarts any that dies, and stops all of them on Ctrl-C or SIGTERM.
+restarts any that dies, and stops all of them on Ctrl-C, SIGTERM or SIGHUP; on Linux the
+kernel stops them if `abm up` itself is killed (SIGKILL).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from services.kit import db, kafka, migrate, offsets
 from services.kit.broker import start_broker
 from services.kit.credentials import seed_dev_credentials
 from services.kit.logging import configure_logging
+from services.kit.orphans import terminated_with_parent
 from services.kit.settings import CommonSettings
 
 log = logging.getLogger("abm.up")
@@ -57,7 +59,9 @@ def up(settings: UpSettings, simulate_accounts: int = 0) -> int:
     bootstrap = settings.kafka_bootstrap
     if not bootstrap:
         # Ctrl-C reaches the services at once; the broker must outlive their shutdown.
-        broker = start_broker(log_file=settings.state_dir / "tansu.log", own_session=True)
+        broker = start_broker(
+            log_file=settings.state_dir / "tansu.log", own_session=True, bound_to_parent=True
+        )
         bootstrap = broker.bootstrap
         log.info("embedded broker (Tansu) on %s, data in memory", bootstrap)
     try:
@@ -115,7 +119,10 @@ def _child_env(settings: UpSettings, bootstrap: str) -> dict[str, str]:
 
 def _spawn(name: str, settings: UpSettings, bootstrap: str) -> Child:
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", name], env=_child_env(settings, bootstrap)
+        [sys.executable, "-m", "services.cli", name],
+        env=_child_env(settings, bootstrap),
+        # Even a SIGKILLed `abm up` leaves none behind; it runs no thread (see orphans).
+        preexec_fn=terminated_with_parent(),  # noqa: PLW1509
     )
     return Child(name, process, time.monotonic())
 
@@ -178,7 +185,8 @@ def _start_simulation(settings: UpSettings, accounts: int) -> subprocess.Popen[b
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", "simulate", "--ingest-url", ingest,
          "--write-key", settings.dev_write_key.get_secret_value(), "--accounts", str(accounts),
-         "--rate", str(SIMULATION_RATE)]
+         "--rate", str(SIMULATION_RATE)],
+        preexec_fn=terminated_with_parent(),  # noqa: PLW1509
     )  # fmt: skip
 
 

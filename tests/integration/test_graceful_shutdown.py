@@ -4,11 +4,13 @@ with nothing lost and nothing counted twice."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 from sqlalchemy import func, select
 
+from schemas.topics import FUNNEL_GROUP, INTENT_GROUP
 from services.funnel.config import FunnelConfig
 from services.funnel.processing import apply_events
 from services.funnel.state import AccountState
@@ -55,3 +57,25 @@ async def test_sigterm_mid_stream_exits_zero_and_loses_nothing(
     await engine.dispose()
     assert applied == len(unique)
     assert {d: AccountState.model_validate(s) for d, s in rows} == expected
+
+
+@pytest.mark.parametrize("service", ["funnel", "intent"])
+async def test_sigterm_with_the_broker_gone_still_exits_in_time(
+    services: Stack, pg_url: str, broker: EmbeddedBroker, service: str
+) -> None:
+    """With no broker to answer, aiokafka's group leave retries forever; the shell stops
+    waiting for it (offsets and unrelayed records are in the database: nothing is lost)."""
+    await produce(broker.bootstrap, generate(accounts=20, events_per_account=5, seed=5))
+    consumer = services.start(service)
+    group = {"funnel": FUNNEL_GROUP, "intent": INTENT_GROUP}[service]
+    await wait_for_progress(pg_url, 0, group=group)
+    broker.stop()
+    await asyncio.sleep(1)  # the clients notice: their connections are refused
+
+    started = time.monotonic()
+    code = consumer.terminate(timeout=SHUTDOWN_BUDGET_S)
+    elapsed = time.monotonic() - started
+    log = consumer.log.read_text()
+    assert code == 0 and elapsed < SHUTDOWN_BUDGET_S, (code, elapsed, log[-2000:])
+    assert f"{service} stopped" in log
+    assert "did not answer while stopping the consumer" in log
