@@ -187,9 +187,19 @@ def stage_conversions(reached: Mapping[Stage, int]) -> list[StageConversion]:
     ]
 
 
+# A customer moving among these stays a customer: won -> expansion -> retention is a renewal
+# after an upsell, not a move back down.
+CUSTOMER_STAGES = frozenset({Stage.WON, Stage.RETENTION, Stage.EXPANSION})
+
+
 def is_regression(from_stage: Stage | None, to_stage: Stage | None) -> bool:
-    """A move back down the funnel (a lost opportunity, a lapse, a churn to target)."""
-    return from_stage is not None and to_stage is not None and to_stage.rank < from_stage.rank
+    """A move back down the funnel: an engagement lapsing, a lost opportunity, a churn back
+    to target. A move between customer stages is none (see ``CUSTOMER_STAGES``)."""
+    if from_stage is None or to_stage is None:
+        return False
+    if from_stage in CUSTOMER_STAGES and to_stage in CUSTOMER_STAGES:
+        return False
+    return to_stage.rank < from_stage.rank
 
 
 # --- renewals ----------------------------------------------------------------------------

@@ -188,7 +188,9 @@ async def stage_moves(
 ) -> list[tuple[str | None, str | None, datetime, datetime | None]]:
     """Stage moves made in [start, end): (from, to, when, when the account moved on next)."""
     moves = account_transitions.c
-    ordering = (moves.occurred_at, moves.event_id)
+    # In the order made: the moves of one moment by their number (their ids sort at
+    # random); rows stored before they were numbered come first in their moment.
+    ordering = (moves.occurred_at, moves.account_seq.asc().nulls_first(), moves.event_id)
     history = select(
         moves.from_value,
         moves.to_value,

@@ -14,6 +14,9 @@ definitions of ``schemas.kpis``.
   already), a renewal, an expansion or a churn, from the state's revenue totals.
 - **NPS** answers, and **spend** (also for spend that names no account).
 
+Days are UTC days (``day_of``), like the KPI periods, whatever the offset an event was
+sent with.
+
 Each fact carries the account's tier and target flag *before* the event: the cohort the
 account was in when it happened (the event itself may re-tier it).
 """
@@ -33,7 +36,7 @@ from schemas.events import (
 )
 from schemas.kpis import TermKind
 from services.funnel.signals import is_engagement
-from services.funnel.state import CUSTOMER_STAGES, AccountState, Counters
+from services.funnel.state import CUSTOMER_STAGES, AccountState, Counters, day_of
 
 # The intent service's first-party web topic (IntentConfig.web_topic's default): a surge
 # on it is a surge of the account's own activity on our website, a web research spike.
@@ -118,7 +121,7 @@ def facts_of(event: Event, before: AccountState | None, after: AccountState | No
     facts: list[Fact] = []
     counts = activity_increments(event, before, after)
     if counts:
-        facts.append(ActivityFact(day=event.occurred_at.date(), who=who, counts=counts))
+        facts.append(ActivityFact(day=day_of(event.occurred_at), who=who, counts=counts))
     facts.extend(_revenue(event, before, after, who))
     if isinstance(event, NpsSubmitted):
         facts.append(NpsFact(event.event_id, event.occurred_at, who, event.score))
@@ -188,7 +191,7 @@ def _newly_won(opportunity: str, before: AccountState | None, after: AccountStat
 
 
 def _spend(event: CampaignSpent, who: Cohort) -> SpendFact:
-    day = event.occurred_at.date()
+    day = day_of(event.occurred_at)  # a spend without a period: its UTC day
     start = event.period_start or event.period_end or day
     end = event.period_end or start
     return SpendFact(

@@ -10,30 +10,30 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from schemas.events import Stage
 from services.funnel.fit import Firmographics
 from services.funnel.icp_suggest import Evidence, Thresholds, suggest_icp
+from services.funnel.state import AccountState
 from services.kit import db
 from services.kit.settings import CommonSettings
 from services.kit.tables import accounts
 
-RETAINED_RANK = Stage.RETENTION.rank  # renewed at least once: two or more deal cycles
-
 
 async def read_accounts(database_url: str) -> list[tuple[Firmographics, bool]]:
+    """Every account's firmographics, and whether it renewed at least once."""
     engine = db.create_engine(url=database_url)
     try:
         async with engine.connect() as connection:
-            rows = await connection.stream(select(accounts.c.state, accounts.c.furthest_stage_rank))
-            return [
-                (
-                    Firmographics.model_validate(state.get("firmographics", {})),
-                    rank >= RETAINED_RANK,
-                )
-                async for state, rank in rows
-            ]
+            rows = await connection.stream(select(accounts.c.state))
+            return [learning_pair(AccountState.model_validate(state)) async for (state,) in rows]
     finally:
         await engine.dispose()
+
+
+def learning_pair(state: AccountState) -> tuple[Firmographics, bool]:
+    """(firmographics, retained): retained means two or more deal cycles, i.e. renewed at
+    least once. Not the furthest stage: expansion is reached without any renewal (an
+    upsell, a second deal won)."""
+    return state.firmographics, state.renewals >= 1
 
 
 def run_icp_suggest(settings: CommonSettings, out: Path, thresholds: Thresholds) -> None:

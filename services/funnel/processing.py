@@ -25,8 +25,9 @@ accounts lapse on time without events of their own, and with the same outputs as
 expiry had waited for their next event.
 
 Every stage move that changes the stage emits a ``StageChanged``, and every tier change
-a ``TierChanged``, in that order. ``apply_events_with_facts`` also derives each applied
-event's KPI facts (``facts``) from the states before and after it.
+a ``TierChanged``, in that order; ``transitions_made`` counts them, so that storage keeps
+the order of those made at one moment (``transition_numbers``). ``apply_events_with_facts``
+also derives each applied event's KPI facts (``facts``) from the states before and after it.
 """
 
 from __future__ import annotations
@@ -166,6 +167,27 @@ def apply_events_with_facts(
     return changed, outputs, facts
 
 
+def transition_numbers(
+    outputs: Sequence[Output], states: Mapping[str, AccountState]
+) -> list[int | None]:
+    """Each output's number among its account's transitions (``transitions_made`` just
+    after it), counted back from ``states``: the accounts' states after all of ``outputs``.
+    None for an account missing from ``states``.
+
+    The moves one moment makes (a new target entering ``target`` and moving on to
+    ``engaged``) share a time, and their ids sort at random: the number orders them.
+    """
+    made = {domain: state.transitions_made for domain, state in states.items()}
+    numbers: list[int | None] = []
+    for output in reversed(outputs):
+        domain = output.account or ""
+        number = made.get(domain)
+        numbers.append(number)
+        if number is not None:
+            made[domain] = number - 1
+    return numbers[::-1]
+
+
 def _ignored(state: AccountState | None, event: Event) -> bool:
     if event.account is None or event.is_bot:
         return True
@@ -232,6 +254,7 @@ def _enter_stage(state: AccountState, move: Move, cause: Envelope) -> AccountSta
             "stage_cause_event_ids": (cause.event_id,),
             "furthest_stage_rank": furthest,
             "stage_entered_at": entered,
+            "transitions_made": state.transitions_made + 1,
         }
     )
 
@@ -250,5 +273,6 @@ def _retier(
         "tier": assessment.tier,
         "tier_since": state.clock,
         "tier_rule": assessment.rule,
+        "transitions_made": state.transitions_made + 1,
     }
     return state.model_copy(update=update), [output]

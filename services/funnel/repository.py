@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 
 from sqlalchemy import select
@@ -18,6 +18,7 @@ from services.funnel.cache import StateCache
 from services.funnel.config import FunnelConfig
 from services.funnel.expiry import due_at
 from services.funnel.facts import ActivityFact, Fact, NpsFact, RevenueFact, SpendFact
+from services.funnel.processing import transition_numbers
 from services.funnel.state import AccountState
 from services.kit.db import RawJson
 from services.kit.dialect import add_to_rows, insert_new_rows, is_one_of, upsert_rows
@@ -86,9 +87,15 @@ async def save_accounts(
 
 
 async def record_transitions(
-    session: AsyncSession, changes: Sequence[StageChanged | TierChanged]
+    session: AsyncSession,
+    changes: Sequence[StageChanged | TierChanged],
+    states: Mapping[str, AccountState] | None = None,
 ) -> None:
-    await insert_new_rows(session, account_transitions, [_transition(c) for c in changes])
+    """Store ``changes``, numbered from ``states``, their accounts' states after them (see
+    ``transition_numbers``); without those, unnumbered (ordered by id within a moment)."""
+    numbers = transition_numbers(changes, states or {})
+    rows = [_transition(c, n) for c, n in zip(changes, numbers, strict=True)]
+    await insert_new_rows(session, account_transitions, rows)
 
 
 async def record_facts(session: AsyncSession, facts: Sequence[Fact]) -> None:
@@ -203,7 +210,7 @@ def account_row(state: AccountState, revision: int, due: datetime | None) -> dic
     }
 
 
-def _transition(change: StageChanged | TierChanged) -> dict[str, object]:
+def _transition(change: StageChanged | TierChanged, number: int | None) -> dict[str, object]:
     before: object
     after: object
     if isinstance(change, StageChanged):
@@ -217,6 +224,7 @@ def _transition(change: StageChanged | TierChanged) -> dict[str, object]:
         "from_value": None if before is None else str(before),
         "to_value": None if after is None else str(after),
         "occurred_at": change.occurred_at,
+        "account_seq": number,
         "rule": change.rule,
         "config_version": change.config_version,
         "cause_event_ids": list(change.cause_event_ids),

@@ -207,11 +207,15 @@ def _close(state: AccountState, opportunity: str, outcome: OpportunityOutcome) -
 
 
 def on_subscription(state: AccountState, event: SubscriptionChanged) -> Outcome:
-    """Renewal -> retention, expansion -> expansion, churn -> back to target (or out)."""
+    """Renewal -> retention (counted in ``renewals``: a deal cycle more), expansion ->
+    expansion, churn -> back to target (or out)."""
     amount = event.amount or 0.0
     if event.type == "subscription_renewed":
-        new = state.model_copy(update={"renewal_revenue": state.renewal_revenue + amount})
-        return new, [Move(Stage.RETENTION, "renewed")]
+        renewed = {
+            "renewal_revenue": state.renewal_revenue + amount,
+            "renewals": state.renewals + 1,
+        }
+        return state.model_copy(update=renewed), [Move(Stage.RETENTION, "renewed")]
     if event.type == "subscription_expanded":
         new = state.model_copy(update={"expansion_revenue": state.expansion_revenue + amount})
         return new, [Move(Stage.EXPANSION, "expanded")]

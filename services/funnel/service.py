@@ -45,7 +45,7 @@ class FunnelHandler:
         states = await repository.load_accounts(session, domains, self._cache)
         changed, outputs, facts = apply_events_with_facts(states, events, self._config)
         await repository.save_accounts(session, changed.values(), self._cache, self._config)
-        await repository.record_transitions(session, outputs)
+        await repository.record_transitions(session, outputs, changed)
         await repository.record_facts(session, facts)
         await record_changes(session, outputs)
         await self._timeline.record(session, events)

@@ -21,7 +21,10 @@ records rebuilt on every page view are tuples and typed dicts rather than models
 put in canonical order on validation like the mappings.
 
 States written before contacts had roles (``contacts_seen``: a tuple of contact keys) load
-with those contacts of unknown role, never engaged.
+with those contacts of unknown role, never engaged. States written before renewals were
+counted load with one renewal if they recorded renewal revenue, else none (a renewal
+without an amount left no trace); those written before transitions were numbered start
+numbering from 0.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import TypedDict
 
+from schemas import kpis
 from schemas.events import Stage
 from services.funnel.fit import Firmographics, FitScore
 from services.funnel.scores import Scores, canonical, empty_scores
@@ -49,7 +53,7 @@ MAX_OPEN_OPPORTUNITIES = 200
 MAX_CLOSED_OPPORTUNITIES = 100
 MAX_SURGE_TOPICS = 50
 
-CUSTOMER_STAGES: frozenset[Stage] = frozenset({Stage.WON, Stage.RETENTION, Stage.EXPANSION})
+CUSTOMER_STAGES: frozenset[Stage] = kpis.CUSTOMER_STAGES
 
 Tier = Literal[1, 2, 3]
 OpportunityOutcome = Literal["won", "lost"]
@@ -153,6 +157,9 @@ class AccountState(_Frozen):
     stage_cause_event_ids: tuple[str, ...] = ()
     furthest_stage_rank: int = -1
     stage_entered_at: dict[Stage, AwareDatetime] = Field(default_factory=dict)
+    # Stage and tier changes made so far: the number of the latest one. The changes of one
+    # moment have ids that sort at random, and this number orders them in storage.
+    transitions_made: int = 0
 
     tier: Tier | None = None
     tier_since: AwareDatetime | None = None
@@ -181,6 +188,7 @@ class AccountState(_Frozen):
     closed_opportunities: tuple[ClosedOpportunity, ...] = ()  # oldest first
     won_revenue: float = 0.0
     renewal_revenue: float = 0.0
+    renewals: int = 0  # subscription_renewed events applied: deal cycles beyond the first
     expansion_revenue: float = 0.0
     churned_at: AwareDatetime | None = None
 
@@ -194,6 +202,16 @@ class AccountState(_Frozen):
             seen = data["contacts_seen"]
             keys = seen if isinstance(seen, list | tuple) else ()
             return {**data, "contacts": {str(key): {} for key in keys}}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renewals_from_old_states(cls, data: Any) -> Any:
+        # Only a renewal adds renewal revenue: a state that has some renewed at least once.
+        if isinstance(data, dict) and "renewals" not in data:
+            revenue = data.get("renewal_revenue")
+            if isinstance(revenue, int | float) and revenue > 0:
+                return {**data, "renewals": 1}
         return data
 
     @field_validator("last_activity_by_channel", "open_opportunities", "surge_topics", "contacts")

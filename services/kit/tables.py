@@ -138,6 +138,8 @@ account_transitions = Table(
     Column("from_value", String(32)),
     Column("to_value", String(32)),
     Column("occurred_at", UtcDateTime, nullable=False),
+    # The account's n-th transition: orders those of one moment (ids sort at random).
+    Column("account_seq", Integer),
     Column("rule", String(128), nullable=False),
     Column("config_version", String(64), nullable=False),
     Column("cause_event_ids", JsonDocument, nullable=False),

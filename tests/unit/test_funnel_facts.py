@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from schemas.events import (
@@ -195,3 +195,16 @@ def test_an_attribution_alone_is_no_touch() -> None:
     after = before.model_copy(update={"counters": before.counters.plus(view_through_conversions=1)})
     won = OpportunityChanged(**common("o9", 1), type="opportunity_created", opportunity_id="Z")
     assert activity_increments(won, before, after) == {"view_through_conversions": 1}
+
+
+def test_activity_and_spend_fall_on_their_utc_day() -> None:
+    """KPI periods are UTC days: 01:00 on 1 March at UTC+5 is 20:00 on 28 February, UTC."""
+    sent = datetime(2026, 3, 1, 1, tzinfo=timezone(timedelta(hours=5)))
+    when = {"occurred_at": sent, "received_at": sent, "source": "test"}
+    visit = PageViewed(event_id="east-visit", account=ACME, url="https://v.io/", **when)
+    spend = CampaignSpent(event_id="east-spend", channel="display", amount=10.0, **when)
+    _, _, facts = apply_events_with_facts({}, [visit, spend], FunnelConfig())
+    [activity] = [f for f in facts if isinstance(f, ActivityFact)]
+    [spent] = [f for f in facts if isinstance(f, SpendFact)]
+    assert activity.day == date(2026, 2, 28)
+    assert (spent.period_start, spent.period_end) == (date(2026, 2, 28), date(2026, 2, 28))

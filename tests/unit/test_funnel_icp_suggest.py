@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from schemas.events import Stage
 from services.funnel.fit import Firmographics
+from services.funnel.icp_cli import learning_pair
 from services.funnel.icp_suggest import Thresholds, suggest_icp
+from services.funnel.state import AccountState
+from tests.unit.funnel_scenarios import ICP_FIT, ev, run
 
 
 def company(industry: str, country: str, employees: int) -> Firmographics:
@@ -38,3 +42,31 @@ def test_thresholds_and_too_little_evidence() -> None:
     assert icp.countries.values == ("us",)
     with pytest.raises(ValueError, match="too few"):
         suggest_icp(ACCOUNTS[5:] + ACCOUNTS[:2])
+
+
+def test_the_learning_set_is_the_accounts_that_renewed() -> None:
+    """Two deal cycles means a renewal: an upsell (a second deal won, or a subscription
+    expanded) reaches expansion, past retention, in one cycle."""
+    signed = [
+        ev("account_upserted", 0, **ICP_FIT),
+        ev("opportunity_won", 10, opportunity_id="o1", amount=50_000),
+    ]
+    upsold, _ = run([*signed, ev("opportunity_won", 100, opportunity_id="o2", amount=9_000)])
+    expanded, _ = run([*signed, ev("subscription_expanded", 100, amount=9_000)])
+    renewed, _ = run([*signed, ev("subscription_renewed", 375, amount=50_000)])
+    assert upsold is not None and expanded is not None and renewed is not None
+    assert upsold.stage is expanded.stage is Stage.EXPANSION
+    assert upsold.furthest_stage_rank > Stage.RETENTION.rank  # yet never renewed
+    assert (upsold.renewals, expanded.renewals, renewed.renewals) == (0, 0, 1)
+    retained = [learning_pair(state)[1] for state in (upsold, expanded, renewed)]
+    assert retained == [False, False, True]
+
+
+def test_states_stored_before_renewals_were_counted() -> None:
+    """Only a renewal adds renewal revenue: such an old state renewed at least once."""
+    signed = [ev("opportunity_won", 10, opportunity_id="o1", amount=50_000)]
+    renewed, _ = run([*signed, ev("subscription_renewed", 375, amount=50_000)])
+    upsold, _ = run([*signed, ev("subscription_expanded", 100, amount=9_000)])
+    assert renewed is not None and upsold is not None
+    old = [s.model_dump(mode="json", exclude={"renewals"}) for s in (renewed, upsold)]
+    assert [AccountState.model_validate(document).renewals for document in old] == [1, 0]

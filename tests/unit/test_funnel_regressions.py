@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from schemas.events import Stage
+from schemas.events import Stage, StageChanged
+from schemas.kpis import is_regression
+from services.funnel.config import FunnelConfig
+from services.funnel.processing import apply_event
+from services.funnel.state import AccountState
 from tests.unit.funnel_scenarios import ICP_FIT, T0, ev, moves, run
 
 
@@ -156,3 +160,52 @@ def test_churn_of_a_prospect_records_it_without_a_move() -> None:
     assert moves(outputs) == [("target", "fit_above_threshold")]
     assert state is not None
     assert state.churned_at == T0 + timedelta(days=5)
+
+
+def test_the_engagement_window_is_configurable() -> None:
+    """Engaged on day 1: with the default 90-day window still engaged on day 12; with a
+    10-day window it lapsed when the window ran out, on day 11."""
+    events = [
+        ev("account_upserted", 0, **ICP_FIT),
+        ev("page_viewed", 1, url="/"),
+        ev("intent_signal_received", 12, topic="crm"),
+    ]
+    default, _ = run(events)
+    assert default is not None and default.stage is Stage.ENGAGED
+
+    state: AccountState | None = None
+    changes: list[StageChanged] = []
+    for event in events:
+        state, outputs = apply_event(state, event, FunnelConfig(engagement_window_days=10))
+        changes += [o for o in outputs if isinstance(o, StageChanged)]
+    assert state is not None and state.stage is Stage.TARGET
+    lapse = changes[-1]
+    assert (lapse.from_stage, lapse.to_stage, lapse.rule) == (
+        Stage.ENGAGED,
+        Stage.TARGET,
+        "engagement_lapsed",
+    )
+    assert lapse.occurred_at == T0 + timedelta(days=11, microseconds=1)
+
+
+def test_a_renewal_after_an_expansion_is_no_regression() -> None:
+    """won -> expansion (a second deal) -> retention (the renewal): the account stayed a
+    customer throughout; its churn afterwards is the one move back down."""
+    _, outputs = run(
+        [
+            ev("account_upserted", 0, **ICP_FIT),
+            ev("opportunity_won", 10, opportunity_id="o1", amount=50_000),
+            ev("opportunity_won", 100, opportunity_id="o2", amount=10_000),
+            ev("subscription_renewed", 375, amount=60_000),
+            ev("subscription_churned", 740),
+        ]
+    )
+    history = [(o.from_stage, o.to_stage) for o in outputs if isinstance(o, StageChanged)]
+    assert history == [
+        (None, Stage.TARGET),
+        (Stage.TARGET, Stage.WON),
+        (Stage.WON, Stage.EXPANSION),
+        (Stage.EXPANSION, Stage.RETENTION),
+        (Stage.RETENTION, Stage.TARGET),
+    ]
+    assert [move for move in history if is_regression(*move)] == [(Stage.RETENTION, Stage.TARGET)]

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from schemas.events import Event, Stage, StageChanged
 from services.funnel.config import FunnelConfig
 from services.funnel.processing import apply_event
@@ -200,3 +202,27 @@ def test_view_through_campaigns_are_bounded() -> None:
     assert state.counters.view_through_visits == MAX_VIEW_THROUGH_CAMPAIGNS + 1
     assert len(state.view_through) == MAX_VIEW_THROUGH_CAMPAIGNS
     assert f"c{MAX_VIEW_THROUGH_CAMPAIGNS:02d}" not in state.view_through
+
+
+@pytest.mark.parametrize(
+    ("window_days", "visits", "conversions"),
+    [(5, 0, 0), (7, 1, 0), (10, 1, 1)],  # 7: the default
+)
+def test_the_view_through_window_is_configurable(
+    window_days: int, visits: int, conversions: int
+) -> None:
+    """The visit is 6 days after the impression, the form 8 days after the visit."""
+    config = FunnelConfig(view_through_window_days=window_days)
+    events = [
+        ev("ad_impressed", 0, campaign_id="c1"),
+        ev("page_viewed", 6, url="/"),
+        ev("form_submitted", 14),
+    ]
+    state: AccountState | None = None
+    for event in events:
+        state, _ = apply_event(state, event, config)
+    assert state is not None
+    counted = (state.counters.view_through_visits, state.counters.view_through_conversions)
+    assert counted == (visits, conversions)
+    expected = {"c1": ViewThrough(visits=1, conversions=conversions)} if visits else {}
+    assert state.view_through == expected

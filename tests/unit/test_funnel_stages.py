@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from schemas.events import EVENT_ADAPTER, Stage, StageChanged
-from services.funnel.processing import apply_event, apply_events
+from services.funnel.processing import apply_event, apply_events, transition_numbers
 from services.funnel.state import MAX_CLOSED_OPPORTUNITIES, ClosedOpportunity
 from tests.unit.funnel_scenarios import CONFIG, ICP_FIT, T0, ev, expected_change, moves, run
 
@@ -271,3 +271,29 @@ def test_closed_opportunities_are_bounded_oldest_first() -> None:
     assert state.closed_opportunities[0].id == "o5"
     assert state.outcome_of("o4") is None
     assert state.outcome_of(f"o{MAX_CLOSED_OPPORTUNITIES + 4}") == "lost"
+
+
+def test_transitions_are_numbered_in_the_order_made() -> None:
+    """A target already engaged enters target and moves on to engaged at one moment; the
+    numbers keep that order across batches and accounts, where the ids do not."""
+    visited = ev("page_viewed", 0, url="/")
+    upserted = ev("account_upserted", 1, target=True)
+    other = EVENT_ADAPTER.validate_python(
+        {"type": "account_upserted", "event_id": "b", "occurred_at": T0, "received_at": T0,
+         "account": "beta.com", "source": "test", "target": True}
+    )  # fmt: skip
+    states, first = apply_events({}, [visited, upserted, other], CONFIG)
+    kinds = [(o.account, getattr(o, "to_stage", None)) for o in first]
+    assert kinds == [
+        ("acme.com", Stage.TARGET),
+        ("acme.com", Stage.ENGAGED),
+        ("acme.com", None),  # the tier
+        ("beta.com", Stage.TARGET),
+        ("beta.com", None),
+    ]
+    assert transition_numbers(first, states) == [1, 2, 3, 1, 2]
+    opened = ev("opportunity_created", 5, opportunity_id="o1")
+    later, second = apply_events(states, [opened], CONFIG)
+    assert isinstance(second[0], StageChanged) and second[0].to_stage is Stage.OPPORTUNITY
+    assert transition_numbers(second, later) == list(range(4, 4 + len(second)))
+    assert later["acme.com"].transitions_made == 3 + len(second)

@@ -121,10 +121,35 @@ def test_stage_conversions() -> None:
 
 def test_regressions_are_moves_back_down() -> None:
     assert kpis.is_regression(Stage.OPPORTUNITY, Stage.ENGAGED)  # lost
+    assert kpis.is_regression(Stage.ENGAGED, Stage.TARGET)  # lapsed
     assert kpis.is_regression(Stage.RETENTION, Stage.TARGET)  # churned
+    assert kpis.is_regression(Stage.EXPANSION, Stage.TARGET)  # churned
     assert not kpis.is_regression(Stage.TARGET, Stage.ENGAGED)
     assert not kpis.is_regression(Stage.ENGAGED, None)  # untargeted: out, not down
     assert not kpis.is_regression(None, Stage.TARGET)
+
+
+def test_moves_between_customer_stages_are_no_regressions() -> None:
+    """A customer's history: won, an upsell, renewals, an upsell again, then a churn. Only
+    the churn (and the earlier lapse and lost opportunity) went back down the funnel."""
+    none, target, engaged, opportunity = None, Stage.TARGET, Stage.ENGAGED, Stage.OPPORTUNITY
+    won, retention, expansion = Stage.WON, Stage.RETENTION, Stage.EXPANSION
+    history = [
+        (none, target),
+        (target, engaged),
+        (engaged, target),  # lapsed
+        (target, opportunity),
+        (opportunity, engaged),  # lost
+        (engaged, opportunity),
+        (opportunity, won),
+        (won, expansion),
+        (expansion, retention),  # renewed after the upsell
+        (retention, expansion),
+        (expansion, retention),
+        (retention, target),  # churned
+    ]
+    regressions = [move for move in history if kpis.is_regression(*move)]
+    assert regressions == [(engaged, target), (opportunity, engaged), (retention, target)]
 
 
 def test_renewal_outcome_counts_decisions_and_silent_lapses() -> None:
