@@ -11,7 +11,8 @@ from schemas.envelope import NO_NUL, normalize_domain
 from schemas.events import Stage
 from services.api import queries
 from services.api.cursors import after_time_and_id, decode_cursor, encode_cursor, time_and_id
-from services.api.errors import BadRequest, NotFound
+from services.api.edge import to_utc
+from services.api.errors import NotFound
 from services.api.etag import matches, version_etag
 from services.api.history import in_order_made
 from services.api.listing import FIELDS, MAX_PAGE, Sort, account_filter, keyset, selected_fields
@@ -137,8 +138,6 @@ async def list_accounts(
 ) -> AccountPage:
     settings = request.state.api.settings
     size = limit or settings.api_page_default
-    if changed_since is not None and changed_since.tzinfo is None:
-        raise BadRequest("needs a time zone, e.g. 2026-01-01T00:00:00Z", field="changed_since")
     criteria = account_filter(
         stage=stage.value if stage else None,
         tier=tier,
@@ -147,7 +146,7 @@ async def list_accounts(
         fit_min=fit_min,
         fit_max=fit_max,
         owner=owner,
-        changed_since=changed_since,
+        changed_since=None if changed_since is None else to_utc(changed_since, "changed_since"),
     )
     order, wanted = keyset(sort.value, cursor), selected_fields(fields)
     async with request.state.api.sessions() as session:
@@ -258,5 +257,6 @@ def _tier_transition(row: dict[str, Any]) -> TierTransition:
         to_tier=int(row["to_value"]) if row["to_value"] else None,
         at=row["occurred_at"],
         rule=row["rule"],
+        config_version=row["config_version"],
         cause_event_ids=row["cause_event_ids"],
     )

@@ -10,11 +10,18 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.exceptions import HTTPException
 
-from services.api.auth import Tokens
+from services.api.auth import RateLimitHeaders, Tokens
 from services.api.detail_cache import DetailCache
 from services.api.detail_path import AccountDetailFastPath
-from services.api.errors import ApiProblem, handle_problem, handle_validation
+from services.api.errors import (
+    ApiProblem,
+    handle_http,
+    handle_problem,
+    handle_unexpected,
+    handle_validation,
+)
 from services.api.etag import ConditionalGetMiddleware
 from services.api.producer import LazyProducer
 from services.api.ratelimit import RateLimiter
@@ -99,6 +106,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(health_router(readiness))
     app.add_exception_handler(ApiProblem, handle_problem)
     app.add_exception_handler(RequestValidationError, handle_validation)
+    app.add_exception_handler(HTTPException, handle_http)  # no such path (404), method (405)
+    app.add_exception_handler(Exception, handle_unexpected)  # 500, in the same shape
+    app.add_middleware(RateLimitHeaders)  # innermost: sees what routes and handlers answer
     app.add_middleware(ConditionalGetMiddleware)
     app.add_middleware(AccountDetailFastPath)
     app.add_middleware(TimingMiddleware, histogram=metrics.API_REQUEST_SECONDS, with_status=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.errors import Forbidden, TooManyRequests, Unauthorized
 from services.api.ratelimit import RateLimiter
@@ -37,7 +38,6 @@ def require(scope: str) -> object:
 
     async def dependency(
         request: Request,
-        response: Response,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> frozenset[str]:
         if credentials is None:
@@ -54,7 +54,36 @@ def require(scope: str) -> object:
             raise TooManyRequests(
                 "rate limit exceeded; see Retry-After", headers=decision.headers()
             )
-        response.headers.update(decision.headers())
+        # Not on the dependency's Response: FastAPI drops those headers when a route returns
+        # its own (a 304, a 204, a stream); RateLimitHeaders adds them to every answer.
+        request.state.rate_limit_headers = decision.headers()
         return scopes
 
     return Depends(dependency)
+
+
+class RateLimitHeaders:
+    """Adds the RateLimit-* headers ``require`` decided to the response, whatever the route
+    returned or raised (plain ASGI, nothing buffered)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_limits(message: Message) -> None:
+            limits: dict[str, str] | None = scope.get("state", {}).get("rate_limit_headers")
+            if message["type"] == "http.response.start" and limits:
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                added = [(k.lower().encode(), v.encode()) for k, v in limits.items()]
+                message = {
+                    **message,
+                    "headers": headers + [h for h in added if h[0] not in present],
+                }
+            await send(message)
+
+        await self.app(scope, receive, with_limits)

@@ -4,8 +4,8 @@ Plain ASGI in front of routing: a poll answered from the cache pays neither Fast
 dependency resolution nor the database. It applies the route's own checks first: the
 bearer token (the same cached lookup), the ``read`` scope, the per-token rate limit.
 Anything it is not sure to answer exactly as the route would (no or bad token, a domain
-the route would reject, the cache not listening) goes to the route untouched, which then
-answers, errors included, in its usual way.
+the route would reject, a query string, the cache not listening) goes to the route
+untouched, which then answers, errors included, in its usual way.
 
 On a miss the route renders the detail and this layer keeps the response (see
 ``DetailCache`` for why a store may be refused). A revalidation that misses asks the
@@ -144,8 +144,8 @@ class _Buffered:
 
 def _cacheable_domain(scope: Scope) -> str | None:
     """The normalised domain of a detail read the route would accept, else None."""
-    if scope["type"] != "http" or scope["method"] != "GET":
-        return None
+    if scope["type"] != "http" or scope["method"] != "GET" or scope.get("query_string"):
+        return None  # the route takes no query parameter: it refuses any, not the cache
     path: str = scope["path"]
     if not path.startswith(PREFIX):
         return None

@@ -5,16 +5,24 @@ ApiProblem (status, title, detail)
 ├── Forbidden      403  token lacks the scope
 ├── NotFound       404
 └── BadRequest     400  a parameter's value is unusable (names the parameter)
+
+Starlette's own errors (no such path: 404, method not allowed: 405) and any unhandled
+exception (500, its text logged, never sent) are rendered in the same shape.
 """
 
 from __future__ import annotations
 
+import logging
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -104,3 +112,33 @@ async def handle_validation(_request: Request, error: Exception) -> JSONResponse
     first = error.errors()[0]
     field = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body"))
     return problem(422, "Invalid parameter", str(first.get("msg", "invalid")), field or None)
+
+
+async def handle_http(request: Request, error: Exception) -> JSONResponse:
+    """Routing's own refusals: no route for the path (404), or not for the method (405)."""
+    assert isinstance(error, HTTPException)
+    headers = dict(error.headers or {})
+    detail = str(error.detail)
+    if error.status_code == 404 and detail == "Not Found":
+        detail = f"no such path: {request.url.path[:200]}"
+    elif error.status_code == 405 and detail == "Method Not Allowed":
+        detail = f"{request.method} is not allowed here; allowed: {headers.get('Allow', 'none')}"
+    return problem(error.status_code, _title(error.status_code), detail, headers=headers)
+
+
+async def handle_unexpected(request: Request, error: Exception) -> JSONResponse:
+    """A bug: logged with its traceback; the client learns nothing of its text."""
+    log.error(
+        "unhandled error answering %s %s",
+        request.method,
+        request.url.path,
+        exc_info=(type(error), error, error.__traceback__),
+    )
+    return problem(500, "Internal error", "an unexpected error; it has been logged")
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.capitalize()  # "Method not allowed", as ours read
+    except ValueError:
+        return "Error"

@@ -17,9 +17,10 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from schemas.envelope import normalize_domain
 from schemas.events import DerivedEvent
 from services.api.accounts import DOMAIN_PATTERN
-from services.api.cursors import decode_cursor, encode_cursor
+from services.api.cursors import cursor_count, decode_cursor, encode_cursor
 from services.api.errors import BadRequest
 from services.api.listing import MAX_PAGE
 from services.kit.changes import START, Position, changes_after, newest_position
@@ -46,8 +47,9 @@ async def list_changes(
     settings = request.state.api.settings
     size = limit or settings.api_page_default
     after = position_of(cursor, field="cursor")
+    domain = _account(account) if account is not None else None
     async with request.state.api.sessions() as session:
-        rows = await changes_after(session, after, size, account)
+        rows = await changes_after(session, after, size, domain)
     last = rows[-1][0] if rows else after
     return ChangePage(items=[payload for _, payload in rows], next_cursor=cursor_of(last))
 
@@ -112,7 +114,15 @@ def position_of(cursor: str | None, *, field: str) -> Position:
         raise BadRequest("not a cursor this API returned", field=field) from None
     if decoded is None:
         return START
-    txid, seq = decoded.get("x"), decoded.get("s")
-    if not isinstance(txid, int) or not isinstance(seq, int):
-        raise BadRequest("not a cursor this API returned", field=field)
-    return Position(txid, seq)
+    # bigint columns: a larger number would fail in the database, not here
+    return Position(
+        cursor_count(decoded.get("x"), field=field), cursor_count(decoded.get("s"), field=field)
+    )
+
+
+def _account(value: str) -> str:
+    """As every domain input is read: case, scheme and "www." do not matter."""
+    try:
+        return normalize_domain(value)
+    except ValueError as error:
+        raise BadRequest(str(error), field="account") from None

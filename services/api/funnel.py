@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from schemas import kpis
 from schemas.events import Stage
 from services.api import queries
+from services.api.edge import to_utc
 from services.api.errors import BadRequest
 from services.api.kpi_queries import Period
 from services.api.kpis import read_figures, stage_kpis
@@ -33,8 +34,8 @@ async def get_funnel(
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
 ) -> FunnelReport:
     for name, moment in (("from", period_from), ("to", period_to)):
-        if moment is not None and moment.tzinfo is None:
-            raise BadRequest("needs a time zone, e.g. 2026-01-01T00:00:00Z", field=name)
+        if moment is not None:
+            to_utc(moment, name)  # the stage history is queried in UTC
     if period_from and period_to and period_from >= period_to:
         raise BadRequest("`from` must be before `to`", field="from")
     days = Period(

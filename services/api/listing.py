@@ -8,12 +8,13 @@ from enum import StrEnum
 from typing import Any
 
 from schemas.events import STAGE_ORDER
-from services.api.cursors import decode_cursor
+from services.api.cursors import cursor_moment, cursor_number, cursor_text, decode_cursor
 from services.api.errors import BadRequest
 from services.api.models import AccountFields
 
 STAGES = tuple(stage.value for stage in STAGE_ORDER)
 MAX_PAGE = 500
+DOMAIN_LENGTH = 253
 
 
 class Sort(StrEnum):
@@ -70,10 +71,8 @@ def keyset(sort: str, cursor: str | None) -> Keyset:
     position = decode_cursor(cursor, kind=f"accounts:{sort}")
     after = None
     if position is not None:
-        value, domain = position.get("v"), position.get("d")
-        if not isinstance(domain, str):
-            raise BadRequest("not a cursor this API returned", field="cursor")
-        after = (_cursor_value(sort, value), domain)
+        domain = cursor_text(position.get("d"), max_length=DOMAIN_LENGTH)
+        after = (_cursor_value(sort, position.get("v")), domain)
     return Keyset(column=sort.lstrip("-"), descending=sort.startswith("-"), after=after)
 
 
@@ -91,11 +90,10 @@ def selected_fields(fields: str | None) -> set[str] | None:
 
 
 def _cursor_value(sort: str, value: Any) -> Any:
-    try:
-        if sort.lstrip("-") == "updated_at":
-            return datetime.fromisoformat(str(value))
-        if sort.lstrip("-") == "fit_score":
-            return float(value)
-    except (TypeError, ValueError):
-        raise BadRequest("not a cursor this API returned", field="cursor") from None
-    return value
+    """The sort column's value the page resumes after, of that column's type."""
+    column = sort.lstrip("-")
+    if column == "updated_at":
+        return cursor_moment(value)
+    if column == "fit_score":
+        return cursor_number(value)
+    return cursor_text(value, max_length=DOMAIN_LENGTH)

@@ -24,6 +24,7 @@ class TierTransition(BaseModel):
     to_tier: int | None
     at: datetime
     rule: str
+    config_version: str
     cause_event_ids: list[str]
 
 

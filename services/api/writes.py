@@ -12,7 +12,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationError,
+)
 
 from schemas.envelope import Domain, Envelope, normalize_domain
 from schemas.events import INBOUND_ADAPTER
@@ -25,9 +33,20 @@ router = APIRouter()
 IdempotencyKey = Annotated[str | None, Header(max_length=128, description="Becomes the event id")]
 
 
+def _expressible_in_utc(moment: datetime) -> datetime:
+    """Year 1 at +01:00 has no UTC time: the consumers could not store the event."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("outside the years 1 to 9999 in UTC") from None
+    return moment
+
+
 class _Write(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    occurred_at: AwareDatetime | None = Field(default=None, description="Default: now")
+    occurred_at: Annotated[AwareDatetime, AfterValidator(_expressible_in_utc)] | None = Field(
+        default=None, description="Default: now"
+    )
 
 
 class AccountWrite(_Write):
@@ -113,6 +132,9 @@ async def _publish(
         "occurred_at": body.occurred_at or now,
         "received_at": now,
         "source": "api",
+        # the writer named the account itself: the strongest evidence there is
+        "account_provenance": "api",
+        "account_confidence": 1.0,
     }
     try:
         event: Envelope = INBOUND_ADAPTER.validate_python(document)

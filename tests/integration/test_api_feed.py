@@ -43,6 +43,21 @@ async def test_change_feed_pages_in_order_and_holds_its_cursor_when_idle(
     assert bad.status_code == 400 and bad.json()["field"] == "cursor"
 
 
+async def test_the_account_filter_reads_domains_as_every_domain_input(
+    api: httpx.AsyncClient,
+) -> None:
+    async def changes(account: str) -> list[tuple[str, str]]:
+        params = {"account": account, "limit": "100"}
+        page = await api.get("/v1/changes", params=params, headers=READ)
+        assert page.status_code == 200, page.text
+        return [(item["account"], item["event_id"]) for item in page.json()["items"]]
+
+    stored = await changes("acct01.com")
+    assert stored and {account for account, _ in stored} == {"acct01.com"}
+    assert await changes("Acct01.COM") == stored
+    assert await changes("WWW.acct01.com") == stored
+
+
 async def test_stream_pushes_new_changes_and_resumes_from_last_event_id(
     api: httpx.AsyncClient, pg_url: str
 ) -> None:

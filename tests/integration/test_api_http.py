@@ -72,6 +72,10 @@ async def test_account_detail_explains_itself_and_revalidates_with_etag(
     assert body["stage"] == "engaged" and body["surging"] is True
     assert [s["topic"] for s in body["surges"]] == ["pricing"]
     assert [t["to_stage"] for t in body["stage_history"]] == ["target", "engaged"]
+    assert body["tier_history"] and all(  # the configuration that decided each move
+        t["config_version"] == FunnelConfig().version
+        for t in body["stage_history"] + body["tier_history"]
+    )
     assert {c["criterion"] for c in body["fit"]["contributions"]} >= {"industry", "employees"}
     etag = response.headers["etag"]
     again = await api.get("/v1/accounts/acct03.com", headers={**READ, "If-None-Match": etag})

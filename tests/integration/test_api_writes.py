@@ -9,6 +9,7 @@ import pytest
 
 from schemas import topics
 from schemas.events import decode_event
+from services.funnel.timeline import Timeline
 from services.kit import db
 from services.kit.broker import EmbeddedBroker
 from services.kit.credentials import scopes_for_token, source_for_write_key, store_api_token
@@ -61,6 +62,31 @@ async def test_writes_become_events_keyed_by_account(
     assert events["opportunity_won"][1].amount == 12000
 
 
+async def test_the_timeline_shows_api_writes_were_named_by_the_api(
+    api: httpx.AsyncClient, broker: EmbeddedBroker, pg_url: str
+) -> None:
+    """The writer names the account itself: provenance "api", full confidence, kept on the
+    event through the funnel's timeline to the API's timeline items."""
+    written = await api.put("/v1/accounts/globex.com", headers=WRITER, json={"name": "Globex"})
+    assert written.status_code == 202
+    contact = await api.post(
+        "/v1/contacts", headers=WRITER, json={"account": "globex.com", "email": "a@globex.com"}
+    )
+    assert contact.status_code == 202
+    records = await consume_all(broker.bootstrap, topics.EVENTS.name, 2)
+    events = [decode_event(r.value) for r in records]
+    engine = db.create_engine(url=pg_url)
+    async with db.create_sessionmaker(engine)() as session, session.begin():
+        await Timeline(retention_days=30).record(session, events)
+    await engine.dispose()
+    page = await api.get("/v1/accounts/globex.com/timeline", headers=ADMIN)
+    items = page.json()["items"]
+    assert sorted(item["type"] for item in items) == ["account_upserted", "contact_identified"]
+    assert {(item["account_provenance"], item["account_confidence"]) for item in items} == {
+        ("api", 1.0)
+    }
+
+
 async def test_writes_are_validated_and_scoped(api: httpx.AsyncClient) -> None:
     bad = await api.post(
         "/v1/opportunities",
@@ -72,6 +98,11 @@ async def test_writes_are_validated_and_scoped(api: httpx.AsyncClient) -> None:
         "/v1/contacts", headers=WRITER, json={"account": "x.io", "email": "a@x.io", "age": 3}
     )
     assert unknown.status_code == 422 and unknown.json()["field"] == "age"
+    before_utc = await api.put(
+        "/v1/accounts/a.com", headers=WRITER, json={"occurred_at": "0001-01-01T00:00:00+01:00"}
+    )
+    assert before_utc.status_code == 422 and before_utc.json()["field"] == "occurred_at"
+    assert before_utc.headers["content-type"] == "application/problem+json"
     assert (await api.put("/v1/accounts/a.com", headers=ADMIN, json={})).status_code == 403
     assert (await api.get("/v1/funnel", headers=WRITER)).status_code == 403
 
@@ -110,3 +141,32 @@ async def test_admin_creates_lists_and_revokes_credentials(
     assert (
         await api.post("/v1/admin/tokens", headers=WRITER, json={"name": "x", "scopes": ["admin"]})
     ).status_code == 403
+
+
+async def test_revocations_answer_204_with_rate_limit_headers(api: httpx.AsyncClient) -> None:
+    """Each returns its own bodiless Response, which FastAPI sends without the headers the
+    rate limit dependency set."""
+    key = (await api.post("/v1/admin/write-keys", headers=ADMIN, json={"source": "www"})).json()
+    token = (
+        await api.post("/v1/admin/tokens", headers=ADMIN, json={"name": "b", "scopes": ["read"]})
+    ).json()
+    hook = (
+        await api.post(
+            "/v1/webhooks",
+            headers=WRITER,
+            json={"url": "https://hooks.example/x", "event_types": ["stage_changed"]},
+        )
+    ).json()
+    revocations = [
+        await api.delete(f"/v1/admin/write-keys/{key['id']}", headers=ADMIN),
+        await api.delete(f"/v1/admin/tokens/{token['id']}", headers=ADMIN),
+        await api.delete(f"/v1/webhooks/{hook['id']}", headers=WRITER),
+    ]
+    for response in revocations:
+        assert response.status_code == 204 and response.content == b""
+        assert {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= set(
+            response.headers
+        )
+    assert int(revocations[1].headers["ratelimit-remaining"]) < int(
+        revocations[0].headers["ratelimit-remaining"]
+    )

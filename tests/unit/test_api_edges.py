@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
 import pytest
 
-from services.api.cursors import decode_cursor, encode_cursor
+from services.api.cursors import decode_cursor, encode_cursor, time_and_id
+from services.api.edge import to_utc
 from services.api.errors import BadRequest
 from services.api.etag import matches, strong_etag
+from services.api.feed import position_of
 from services.api.listing import keyset, selected_fields
 from services.api.ratelimit import RateLimiter
+from services.kit.changes import Position
 
 
 def test_bucket_allows_a_burst_then_refills_at_the_rate() -> None:
@@ -84,3 +90,86 @@ def test_funnel_figures_from_stage_moves_by_hand() -> None:
     assert engaged.entered_conversion_from_previous == 2 / 3
     assert (target.reached, engaged.reached, engaged.conversion_from_previous) == (2, 1, 0.5)
     assert figures["won"].entered == 0 and figures["won"].median_days_in_stage is None
+
+
+@pytest.mark.parametrize(
+    ("sort", "value", "domain"),
+    [
+        ("domain", [1], "a.com"),  # not text: the database would be asked to compare a list
+        ("domain", "a\x00.com", "a.com"),  # PostgreSQL text holds no NUL
+        ("domain", "a.com", "a\x00.com"),
+        ("domain", "a.com", None),
+        ("domain", "a.com", "a" * 254),
+        ("fit_score", "50", "a.com"),
+        ("fit_score", True, "a.com"),
+        ("fit_score", 10**400, "a.com"),  # float() overflows
+        ("-fit_score", float("nan"), "a.com"),
+        ("-fit_score", float("inf"), "a.com"),
+        ("updated_at", 12, "a.com"),
+        ("updated_at", "2026-04-01T00:00:00", "a.com"),  # no zone
+        ("-updated_at", "0001-01-01T00:00:00+01:00", "a.com"),  # before UTC's year 1
+        ("-updated_at", "9999-12-31T23:59:59-01:00", "a.com"),  # after UTC's year 9999
+    ],
+)
+def test_account_cursors_hold_values_of_their_sort_keys_type(
+    sort: str, value: Any, domain: Any
+) -> None:
+    cursor = encode_cursor({"k": f"accounts:{sort}", "v": value, "d": domain})
+    with pytest.raises(BadRequest) as refused:
+        keyset(sort, cursor)
+    assert refused.value.field == "cursor"
+
+
+def test_account_cursors_the_api_writes_are_read_back_typed() -> None:
+    moment = datetime(2026, 4, 1, 2, tzinfo=timezone(timedelta(hours=2)))
+    cursor = encode_cursor({"k": "accounts:-updated_at", "v": moment.isoformat(), "d": "a.com"})
+    after = keyset("-updated_at", cursor).after
+    assert after == (moment, "a.com") and after[0].tzinfo == UTC
+    cursor = encode_cursor({"k": "accounts:fit_score", "v": 42, "d": "a.com"})
+    assert keyset("fit_score", cursor).after == (42.0, "a.com")
+
+
+@pytest.mark.parametrize(
+    ("txid", "seq"),
+    [(0, 10**30), (2**63, 1), (-1, 1), (True, 1), (0, 1.5), (0, "7"), (None, 1)],
+)
+def test_change_cursors_hold_64_bit_positions(txid: Any, seq: Any) -> None:
+    cursor = encode_cursor({"k": "changes", "x": txid, "s": seq})
+    with pytest.raises(BadRequest) as refused:
+        position_of(cursor, field="Last-Event-ID")
+    assert refused.value.field == "Last-Event-ID"
+
+
+def test_change_cursors_up_to_the_largest_bigint_are_read() -> None:
+    cursor = encode_cursor({"k": "changes", "x": 2**63 - 1, "s": 0})
+    assert position_of(cursor, field="cursor") == Position(2**63 - 1, 0)
+
+
+@pytest.mark.parametrize(
+    "position",
+    [
+        {"t": "0001-01-01T00:00:00+01:00", "e": "e1"},
+        {"t": "2026-04-01T00:00:00", "e": "e1"},
+        {"t": 1, "e": "e1"},
+        {"t": "2026-04-01T00:00:00Z", "e": "e\x00"},
+        {"t": "2026-04-01T00:00:00Z", "e": 5},
+        {"t": "2026-04-01T00:00:00Z", "e": "e" * 129},
+        {"e": "e1"},
+    ],
+)
+def test_time_ordered_cursors_hold_utc_instants_and_event_ids(position: dict[str, Any]) -> None:
+    with pytest.raises(BadRequest):
+        time_and_id(position)
+
+
+def test_instants_must_name_a_zone_and_convert_to_utc() -> None:
+    assert to_utc(datetime(1, 1, 1, tzinfo=UTC), "from") == datetime(1, 1, 1, tzinfo=UTC)
+    plus_one = timezone(timedelta(hours=1))
+    assert to_utc(datetime(2026, 1, 1, 1, tzinfo=plus_one), "from") == datetime(
+        2026, 1, 1, tzinfo=UTC
+    )
+    naive = datetime.fromisoformat("2026-01-01T00:00:00")
+    for moment in (datetime(1, 1, 1, tzinfo=plus_one), naive):
+        with pytest.raises(BadRequest) as refused:
+            to_utc(moment, "from")
+        assert refused.value.field == "from"
