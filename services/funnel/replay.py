@@ -1,9 +1,13 @@
 """`abm replay`: rebuild the funnel from history with the pure core, under any configuration,
 and compare with the live state: back-testing a rule or threshold change before it ships.
 
-Deterministic: events are de-duplicated by id (as the consumer does) and applied in the
-order read; per-account order is what it was on the topic, so the result is the one the
-consumer would reach from empty state with that configuration.
+Deterministic: the two topics the funnel consumes (events and surges), or an exported
+file of them, are applied in one order that depends on the records alone, not on how the
+fetches interleaved them (see ``replay_order``): every partition in offset order, the
+partitions merged by the ``received_at`` of their next record, events before surges at
+equal times, so each surge right after the event that caused it. Events are de-duplicated
+by id (as the consumer does); per-account order is what it was on the topic, so the result
+is the one the consumer would reach from empty state with that configuration.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from schemas.events import Event, decode_event
+from schemas.events import Event, StageChanged, TierChanged, decode_event
 from services.funnel.config import FunnelConfig
 from services.funnel.processing import apply_events
 from services.funnel.state import AccountState
@@ -28,6 +32,8 @@ class Replay:
     applied: int
     duplicates: int
     undecodable: int
+    outputs: list[StageChanged | TierChanged] = field(default_factory=list)
+    """Every stage and tier change, in order; kept only when asked (``history=True``)."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,15 @@ class Comparison:
     tier_changes: Counter[tuple[int | None, int | None]] = field(default_factory=Counter)
 
 
-def replay(events: Iterable[bytes], config: FunnelConfig, batch: int = 5000) -> Replay:
+def replay(
+    events: Iterable[bytes | Event],
+    config: FunnelConfig,
+    batch: int = 5000,
+    history: bool = False,
+) -> Replay:
+    """Apply ``events`` (encoded, or decoded already) in the order given, from empty
+    state; ``history``: keep the outputs too. For the topics' or a file's records, give
+    them in replay order (``replay_order.in_replay_order``)."""
     states: dict[str, AccountState] = {}
     seen: set[str] = set()
     result = Replay(states=states, transitions=0, applied=0, duplicates=0, undecodable=0)
@@ -55,6 +69,8 @@ def replay(events: Iterable[bytes], config: FunnelConfig, batch: int = 5000) -> 
         states.update(changed)
         result.applied += len(fresh)
         result.transitions += len(outputs)
+        if history:
+            result.outputs += outputs
     return result
 
 
@@ -76,7 +92,8 @@ def compare(
 
 
 def read_event_file(path: Path) -> Iterator[bytes]:
-    """One event per line, as the topic carries them (JSON)."""
+    """One event per line, as the topic carries them (JSON), each partition's in offset
+    order; replay puts them in replay order (``replay_order.file_records``)."""
     with path.open("rb") as lines:
         yield from (line.strip() for line in lines if line.strip())
 
@@ -106,8 +123,11 @@ def render_comparison(comparison: Comparison) -> str:
     return "\n".join(lines)
 
 
-def _decoded(events: Iterable[bytes], result: Replay) -> Iterator[Event]:
+def _decoded(events: Iterable[bytes | Event], result: Replay) -> Iterator[Event]:
     for raw in events:
+        if not isinstance(raw, bytes):
+            yield raw
+            continue
         try:
             yield decode_event(raw)
         except ValidationError:

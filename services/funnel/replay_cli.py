@@ -1,5 +1,9 @@
 """The I/O around `abm replay`: events from a file or the topics, live state from the
-database, results to stdout and optionally a file of states."""
+database, results to stdout and optionally a file of states.
+
+The events and surges topics (or the file) are applied in replay order (see
+``replay_order``): each partition in offset order, partitions merged by ``received_at``,
+events before surges at equal times; never in the order the fetches happened to return."""
 
 from __future__ import annotations
 
@@ -20,14 +24,31 @@ from services.funnel.replay import (
     replay,
     summary,
 )
+from services.funnel.replay_order import (
+    Record,
+    file_records,
+    in_replay_order,
+    values_in_replay_order,
+)
 from services.kit import db
 from services.kit.settings import CommonSettings
 from services.kit.tables import accounts
 
+_STALLED_POLLS = 20  # empty fetches in a row, with partitions behind, before giving up
+
 
 async def read_topics(bootstrap: str, idle_polls: int = 3) -> list[bytes]:
-    """Every record of the events and surges topics, from the beginning to the high-water
-    marks seen in fetch responses (``end_offsets`` is not trusted: Tansu answers it wrong)."""
+    """The values of every record of the events and surges topics, in replay order."""
+    return values_in_replay_order(await read_records(bootstrap, idle_polls))
+
+
+async def read_records(bootstrap: str, idle_polls: int = 3) -> list[Record]:
+    """Every record of the events and surges topics, with its topic, partition and offset,
+    in the order fetched (``replay_order.in_replay_order`` makes that order irrelevant).
+
+    Reads to the high-water marks seen in fetch responses (``end_offsets`` is not trusted:
+    Tansu answers it wrong): done after ``idle_polls`` empty fetches in a row with every
+    partition at its high-water mark."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -39,15 +60,34 @@ async def read_topics(bootstrap: str, idle_polls: int = 3) -> list[bytes]:
         ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        values: list[bytes] = []
+        records: list[Record] = []
         idle = 0
-        while idle < idle_polls:
+        while idle < idle_polls or (behind := await _behind(consumer, partitions)):
+            if idle >= idle_polls + _STALLED_POLLS:
+                raise RuntimeError(f"replay stalled below the high-water marks of {behind}")
             batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
-            values += [m.value for messages in batch.values() for m in messages if m.value]
+            records += [
+                Record(m.topic, m.partition, m.offset, m.value)
+                for messages in batch.values()
+                for m in messages
+                if m.value
+            ]
             idle = 0 if batch else idle + 1
-        return values
+        return records
     finally:
         await consumer.stop()
+
+
+async def _behind(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+) -> list[TopicPartition]:
+    """The partitions not read up to the high-water mark of their last fetch response."""
+    behind = []
+    for partition in partitions:
+        highwater = consumer.highwater(partition)
+        if highwater is not None and await consumer.position(partition) < highwater:
+            behind.append(partition)
+    return behind
 
 
 async def live_state(database_url: str) -> dict[str, tuple[str | None, int | None]]:
@@ -70,10 +110,12 @@ def run_replay(
     compare_live: bool,
 ) -> None:
     funnel_config = load_funnel_config(config)
-    source = (
-        read_event_file(events) if events else asyncio.run(read_topics(settings.kafka_bootstrap))
+    records = (
+        file_records(read_event_file(events))
+        if events
+        else asyncio.run(read_records(settings.kafka_bootstrap))
     )
-    result = replay(source, funnel_config)
+    result = replay(in_replay_order(records), funnel_config)
     print(json.dumps({"config_version": funnel_config.version, **summary(result)}, indent=2))
     if out is not None:
         dump_states(result.states, out)

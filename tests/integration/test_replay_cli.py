@@ -1,21 +1,30 @@
-"""`abm replay` from the real topics, compared with the live database."""
+"""`abm replay` from the real topics, compared with the live database; with surges, one
+history whatever the fetch order, from the topics or an exported file."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from schemas import topics
+from schemas.events import InboundEvent, SurgeEnded, SurgeStarted
 from services.funnel import repository
 from services.funnel.cache import StateCache
 from services.funnel.config import FunnelConfig
 from services.funnel.processing import apply_events
-from services.funnel.replay import compare, replay
-from services.funnel.replay_cli import live_state, read_topics
+from services.funnel.replay import compare, dump_states, read_event_file, replay
+from services.funnel.replay_cli import live_state, read_records, read_topics, run_replay
+from services.funnel.replay_order import file_records, in_replay_order, locate
 from services.kit import db
 from services.kit.broker import EmbeddedBroker
+from services.kit.publish import event_record, send_records
+from services.kit.settings import CommonSettings
 from tests.harness import produce
 from tests.streams import generate
+from tests.unit.test_replay_order import CONFIG, history, tier_history
 
 pytestmark = pytest.mark.integration
 
@@ -40,3 +49,75 @@ async def test_replay_from_the_topics_rebuilds_the_live_state(
     assert (
         comparison.accounts == 50 and not comparison.stage_changes and not comparison.tier_changes
     )
+
+
+async def test_replay_of_events_and_surges_is_one_history_from_topics_or_file(
+    broker: EmbeddedBroker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events, surges = history(accounts=40, seed=21)
+    await _produce(broker.bootstrap, [*events, *surges])
+
+    first = await read_records(broker.bootstrap)
+    second = await read_records(broker.bootstrap)
+    assert len(first) == len(second) == len(events) + len(surges)
+    assert all(locate(r.value, r.offset) == r for r in first), "a file locates as the broker"
+    runs = [
+        await asyncio.to_thread(replay, in_replay_order(fetched), CONFIG, history=True)
+        for fetched in (first, second, first[::-1])
+    ]
+    # An exported file: each topic dumped in turn, surges first.
+    file = tmp_path / "export.jsonl"
+    by_topic = sorted(first, key=lambda r: (r.topic != topics.SURGES.name, r.partition, r.offset))
+    file.write_bytes(b"".join(r.value + b"\n" for r in by_topic))
+    runs.append(
+        await asyncio.to_thread(
+            replay, in_replay_order(file_records(read_event_file(file))), CONFIG, history=True
+        )
+    )
+    for run in runs[1:]:
+        assert run.states == runs[0].states
+        assert tier_history(run) == tier_history(runs[0]) and run.outputs == runs[0].outputs
+
+    # ... and it is the pure core's over the records in the merge order.
+    merged = [e for e in in_replay_order(second) if not isinstance(e, bytes)]
+    unique = list({e.event_id: e for e in merged}.values())
+    states, outputs = apply_events({}, unique, CONFIG)
+    assert (runs[0].states, runs[0].outputs) == (states, outputs)
+    without = replay(in_replay_order(r for r in first if r.topic == topics.EVENTS.name), CONFIG)
+    assert without.states != states, "the surges change the accounts"
+
+    # Applied as fetched (the old reading), the same records give two tier histories.
+    surges_late = sorted(first, key=lambda r: r.topic == topics.SURGES.name)
+    surges_early = sorted(first, key=lambda r: r.topic != topics.SURGES.name)
+    late, early = (
+        replay([r.value for r in fetched], CONFIG, history=True)
+        for fetched in (surges_late, surges_early)
+    )
+    assert tier_history(late) != tier_history(early)
+
+    # `abm replay`, from the topics and from the file: the same states written.
+    config = tmp_path / "funnel.json"
+    config.write_text(CONFIG.model_dump_json())
+    settings = CommonSettings(kafka_bootstrap=broker.bootstrap)
+    for source, out in ((None, tmp_path / "topics.jsonl"), (file, tmp_path / "file.jsonl")):
+        await asyncio.to_thread(run_replay, settings, source, config, out, False)
+    expected = tmp_path / "expected.jsonl"
+    dump_states(states, expected)
+    assert (tmp_path / "topics.jsonl").read_text() == (tmp_path / "file.jsonl").read_text()
+    assert (tmp_path / "topics.jsonl").read_text() == expected.read_text()
+    assert capsys.readouterr().out.count('"applied": ') == 2
+
+
+async def _produce(bootstrap: str, events: list[InboundEvent | SurgeStarted | SurgeEnded]) -> None:
+    """Events on the events topic, surges on the surges topic, keyed by account."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        records = [event_record(e, _topic(e)) for e in events]
+        await send_records(producer, records)
+    finally:
+        await producer.stop()
+
+
+def _topic(event: InboundEvent | SurgeStarted | SurgeEnded) -> topics.Topic:
+    return topics.SURGES if isinstance(event, SurgeStarted | SurgeEnded) else topics.EVENTS
