@@ -5,7 +5,7 @@ and each stage's KPIs (those of ``/v1/kpis``, over the period's whole UTC days).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -26,26 +26,37 @@ RANK = {stage: index for index, stage in enumerate(STAGES)}
 Move = tuple[str | None, str | None, datetime, datetime | None]
 
 
-@router.get("/funnel", response_model=FunnelReport, summary="The funnel, per period and tier")
+DESCRIPTION = (
+    "Stage moves (entered, velocity, regressions) are counted in the half-open window "
+    "[`from`, `to`). KPIs are counted on whole UTC days: from the UTC day of `from` to the "
+    "UTC day of `to`, or to the day before it when `to` is midnight UTC; so "
+    "from=2026-04-01T00:00:00Z&to=2026-04-02T00:00:00Z is 1 April for both. "
+    "`target_accounts` and `engaged_share` are the KPIs of those names."
+)
+
+
+@router.get(
+    "/funnel",
+    response_model=FunnelReport,
+    summary="The funnel, per period and tier",
+    description=DESCRIPTION,
+)
 async def get_funnel(
     request: Request,
     period_from: Annotated[datetime | None, Query(alias="from")] = None,
     period_to: Annotated[datetime | None, Query(alias="to")] = None,
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
 ) -> FunnelReport:
-    for name, moment in (("from", period_from), ("to", period_to)):
-        if moment is not None:
-            to_utc(moment, name)  # the stage history is queried in UTC
-    if period_from and period_to and period_from >= period_to:
+    # In UTC first: the stage history is queried in UTC and KPI days are UTC days.
+    start = to_utc(period_from, "from") if period_from is not None else None
+    end = to_utc(period_to, "to") if period_to is not None else None
+    if start is not None and end is not None and start >= end:
         raise BadRequest("`from` must be before `to`", field="from")
-    days = Period(
-        period_from.date() if period_from else None, period_to.date() if period_to else None
-    )
+    days = kpi_days(start, end)
     async with request.state.api.sessions() as session:
         current, furthest = await queries.stage_counts(session, tier)
-        moves = await queries.stage_moves(session, period_from, period_to, tier)
+        moves = await queries.stage_moves(session, start, end, tier)
         figures = await read_figures(session, days, tier)
-    in_funnel = sum(current.values())
     kpis_by_stage = {group.stage: group.kpis for group in stage_kpis(figures)}
     return FunnelReport(
         period_from=period_from,
@@ -55,9 +66,23 @@ async def get_funnel(
             figures_of.model_copy(update={"kpis": kpis_by_stage.get(figures_of.stage, [])})
             for figures_of in stage_figures(current, furthest, moves)
         ],
-        target_accounts=in_funnel,
-        engaged_share=kpis.engaged_share(in_funnel - current.get("target", 0), in_funnel),
+        # As the KPIs of these names: targets now, and those engaged within the period.
+        target_accounts=figures.targets,
+        engaged_share=kpis.engaged_share(figures.engaged, figures.targets),
     )
+
+
+def kpi_days(start: datetime | None, end: datetime | None) -> Period:
+    """The whole UTC days the KPIs of the UTC window [start, end) are counted on: from
+    ``start``'s day to ``end``'s, or to the day before when ``end`` is midnight."""
+    last: date | None = None
+    if end is not None:
+        last = end.date()
+        if end.time() == time.min:
+            if last == date.min:  # [.., 0001-01-01T00:00Z): no day at all
+                raise BadRequest("`to` must be after 0001-01-01T00:00:00Z", field="to")
+            last -= timedelta(days=1)
+    return Period(start.date() if start is not None else None, last)
 
 
 def stage_figures(

@@ -176,8 +176,11 @@ class FunnelReport(BaseModel):
     period_to: datetime | None
     tier: int | None
     stages: list[StageFigures]
-    target_accounts: int
-    engaged_share: Figure = Field(description="Targets engaged or further / all targets.")
+    target_accounts: int = Field(description="Target accounts now (the KPI of that name).")
+    engaged_share: Figure = Field(
+        description="Target accounts engaged within the period's UTC days / target accounts "
+        "(the KPI of that name)."
+    )
 
 
 class SurgeRecord(BaseModel):
@@ -189,6 +192,9 @@ class SurgeRecord(BaseModel):
     observed: float
     started_at: datetime
     ended_at: datetime | None = Field(description="null while the surge is active")
+    changed_at: datetime = Field(
+        description="The later of started_at and ended_at: the listing's order and `since`"
+    )
     detector_version: str
     trigger_event_ids: list[str]
     tier: int | None = Field(description="The account's current tier")

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ScalarSelect,
     Select,
     and_,
+    case,
     exists,
     func,
     select,
@@ -136,20 +137,29 @@ def _active_surge_on(topic: str) -> Exists:
     )
 
 
+# When a surge last changed: its end once ended, else its start (the later of the two, should
+# a late end ever be stamped before its start).
+_surge_changed_at = case(
+    (surges.c.ended_at > surges.c.started_at, surges.c.ended_at), else_=surges.c.started_at
+)
+
+
 async def surge_page(
     session: AsyncSession,
     *,
     topic: str | None,
     tier: int | None,
     active: bool | None,
+    since: datetime | None,
     after: tuple[datetime, str] | None,
     limit: int,
 ) -> Sequence[dict[str, Any]]:
-    """Surges, newest start first, with the account's current tier."""
+    """Surges, newest change (start or end) first, with the account's current tier."""
+    changed_at = _surge_changed_at
     query = (
-        select(surges, accounts.c.tier)
+        select(surges, accounts.c.tier, changed_at.label("changed_at"))
         .join(accounts, accounts.c.domain == surges.c.account, isouter=True)
-        .order_by(surges.c.started_at.desc(), surges.c.event_id.desc())
+        .order_by(changed_at.desc(), surges.c.event_id.desc())
         .limit(limit)
     )
     if topic is not None:
@@ -160,8 +170,10 @@ async def surge_page(
         query = query.where(
             surges.c.ended_at.is_(None) if active else surges.c.ended_at.is_not(None)
         )
+    if since is not None:
+        query = query.where(changed_at >= since)
     if after is not None:
-        query = query.where(tuple_(surges.c.started_at, surges.c.event_id) < tuple_(*after))
+        query = query.where(tuple_(changed_at, surges.c.event_id) < tuple_(*after))
     return [dict(r._mapping) for r in await session.execute(query)]
 
 

@@ -43,3 +43,15 @@ class ApiSettings(CommonSettings):
     api_webhook_backoff_s: float = Field(default=2.0, gt=0, description="First retry delay.")
     api_webhook_max_backoff_s: float = Field(default=3600.0, gt=0)
     api_webhook_max_attempts: int = Field(default=12, ge=1)
+    webhook_allow_private_targets: bool = Field(
+        default=False,
+        description="Let webhooks reach loopback, private, link-local and other internal "
+        "addresses (receivers on this machine or network); dev mode implies it. Off, a "
+        "write token could probe the internal network through the delivery log.",
+    )
+
+    @property
+    def webhooks_reach_private_targets(self) -> bool:
+        """Whether webhook URLs may point into the internal network: when allowed, or in
+        dev mode (`abm up`, whose receivers run on 127.0.0.1)."""
+        return self.webhook_allow_private_targets or self.dev_mode

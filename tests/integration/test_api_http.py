@@ -207,6 +207,69 @@ async def test_surges_listing_and_funnel(api: httpx.AsyncClient) -> None:
     ]
 
 
+def surge(event_id: str, account: str, topic: str, started: timedelta) -> SurgeStarted:
+    return SurgeStarted(
+        event_id=event_id,
+        occurred_at=T0 + started,
+        received_at=T0,
+        account=account,
+        source="intent",
+        topic=topic,
+        score=80,
+        baseline=1,
+        observed=9,
+        detector_version="t",
+    )
+
+
+async def test_surges_newest_change_first_and_since(api: httpx.AsyncClient, pg_url: str) -> None:
+    # Seeded: s1 on acct03.com started at T0, still active. A surge that started a month
+    # ago and just ended is the newest change; one started at T0 + 1 h comes next.
+    long_one = surge("long", "acct05.com", "security", -timedelta(days=30))
+    ended = SurgeEnded(
+        **{
+            **long_one.model_dump(exclude={"type", "competitor"}),
+            "event_id": "long-end",
+            "occurred_at": T0 + timedelta(hours=2),
+        }
+    )
+    engine = db.create_engine(url=pg_url)
+    async with db.create_sessionmaker(engine)() as session, session.begin():
+        await intent_repository.record_surges(
+            session, [long_one, ended, surge("new", "acct07.com", "pricing", timedelta(hours=1))]
+        )
+    await engine.dispose()
+
+    async def listing(**params: Any) -> list[tuple[str, str]]:
+        response = await api.get("/v1/surges", params=params, headers=READ)
+        assert response.status_code == 200, response.text
+        return [(s["event_id"], s["changed_at"]) for s in response.json()["items"]]
+
+    newest_first = [
+        ("long", "2026-04-01T02:00:00Z"),
+        ("new", "2026-04-01T01:00:00Z"),
+        ("s1", "2026-04-01T00:00:00Z"),
+    ]
+    assert await listing() == newest_first
+    paged, cursor = [], None
+    while True:
+        params = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        body = (await api.get("/v1/surges", params=params, headers=READ)).json()
+        paged += [s["event_id"] for s in body["items"]]
+        if not (cursor := body["next_cursor"]):
+            break
+    assert paged == ["long", "new", "s1"]
+    # since: at or after the same moment, in any zone
+    assert await listing(since="2026-04-01T01:00:00Z") == newest_first[:2]
+    assert await listing(since="2026-04-01T03:00:00+02:00") == newest_first[:2]
+    assert await listing(since="2026-04-01T01:00:01Z", active="false") == newest_first[:1]
+    for bad in ("yesterday", "2026-04-01T01:00:00", "2026-13-01T00:00:00Z"):
+        response = await api.get("/v1/surges", params={"since": bad}, headers=READ)
+        assert response.status_code == 400, (bad, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["field"] == "since"
+
+
 async def test_rate_limit_answers_429_with_headers(pg_url: str) -> None:
     await seed(pg_url)
     async with serving(pg_url, api_rate_limit_burst=3, api_rate_limit_per_minute=6) as client:

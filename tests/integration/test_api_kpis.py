@@ -348,3 +348,50 @@ async def test_the_funnel_report_carries_each_stage_s_kpis(api: httpx.AsyncClien
     assert by_name(funnel.json()) == by_name(kpis)
     stages = {s["stage"]: [k["name"] for k in s["kpis"]] for s in funnel.json()["stages"]}
     assert "nps" in stages["expansion"] and "win_rate" in stages["won"]
+
+
+async def test_the_funnel_counts_moves_and_kpis_over_the_same_day(api: httpx.AsyncClient) -> None:
+    """[14 Feb 00:00Z, 15 Feb 00:00Z) is 14 February for the moves and the KPIs alike: a
+    wins (a move into won and a KPI); f's renewal at 15 Feb 00:00Z is in neither."""
+    one_day = {"from": "2026-02-14T00:00:00Z", "to": "2026-02-15T00:00:00Z"}
+    response = await api.get("/v1/funnel", params=one_day, headers=READ)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    entered = {s["stage"]: s["entered"] for s in body["stages"]}
+    assert entered == {
+        "target": 0,
+        "engaged": 0,
+        "opportunity": 0,
+        "won": 1,  # a, at 14 Feb 00:00Z
+        "retention": 0,  # f renewed at 15 Feb 00:00Z: the window's end, outside it
+        "expansion": 0,
+    }
+    kpis = by_name(body)
+    assert (kpis["won_accounts"], kpis["new_revenue"]) == (1, pytest.approx(12_000.0))
+    assert (kpis["renewed_customers"], kpis["total_revenue"]) == (0, pytest.approx(12_000.0))
+    assert kpis["spend"] == pytest.approx(100.0)  # one day of February's 2,800
+    # The same instants written at -05:00 are the same UTC day, not 13-14 February.
+    local = {"from": "2026-02-13T19:00:00-05:00", "to": "2026-02-14T19:00:00-05:00"}
+    same = (await api.get("/v1/funnel", params=local, headers=READ)).json()
+    assert same["stages"] == body["stages"]
+
+
+async def test_the_funnel_s_target_accounts_and_engaged_share_are_the_kpis(
+    api: httpx.AsyncClient, pg_url: str
+) -> None:
+    """h.com wins without ever being a target: a customer in the funnel, but no target,
+    so neither a target account nor an engaged one."""
+    engine = db.create_engine(url=pg_url)
+    won = Scenario("h")
+    won.add(OpportunityChanged, "h.com", day(2, 10), type="opportunity_won", opportunity_id="H")
+    records = [InboundRecord(topics.EVENTS.name, 0, 1_000, won.events[0])]
+    async with db.create_sessionmaker(engine)() as session, session.begin():
+        await FunnelHandler(FunnelConfig()).apply(session, records)
+    await engine.dispose()
+    february = {"from": "2026-02-01T00:00:00Z", "to": "2026-03-01T00:00:00Z"}
+    body = (await api.get("/v1/funnel", params=february, headers=READ)).json()
+    assert sum(s["accounts"] for s in body["stages"]) == 7  # h is in the funnel, as won
+    kpis = by_name(body)
+    # targets a, b, c, d, f, g; engaged in February: a and b
+    assert (body["target_accounts"], kpis["target_accounts"]) == (6, 6)
+    assert body["engaged_share"] == kpis["engaged_share"] == as_sent(2 / 6)

@@ -1,15 +1,19 @@
-"""Webhooks: a change reaches a subscriber, signed, retried with back-off until accepted."""
+"""Webhooks: a change reaches a subscriber, signed, retried with back-off until accepted;
+and never an internal address unless allowed, at subscription or at delivery."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 
 from schemas.events import StageChanged, TierChanged
+from services.api.webhooks import targets
 from services.api.webhooks.signing import verify
 from services.kit import db
 from services.kit.broker import free_port
@@ -65,6 +69,7 @@ async def test_changes_are_delivered_signed_and_retried(
         "api_webhook_poll_s": 0.05,
         "api_webhook_backoff_s": 0.1,
         "api_webhook_max_attempts": 5,
+        "webhook_allow_private_targets": True,  # the receiver listens on 127.0.0.1
     }
     async with serving(pg_url, **settings) as api:
         created = await api.post(
@@ -116,3 +121,96 @@ async def test_changes_are_delivered_signed_and_retried(
     assert [(d["event_id"], d["status"], d["attempts"], d["last_status_code"]) for d in log] == [
         ("s1", "delivered", 3, 200)
     ]
+
+
+def stage_changed(event_id: str) -> StageChanged:
+    return StageChanged(
+        event_id=event_id,
+        occurred_at=T0,
+        received_at=T0,
+        account="acme.com",
+        source="funnel",
+        to_stage="target",
+        rule="fit_above_threshold",
+        config_version="v",
+    )
+
+
+INTERNAL_URLS = [
+    "http://127.0.0.1/hook",
+    "http://10.0.0.1/hook",
+    "http://[::1]/hook",
+    "http://169.254.169.254/",
+    "http://localhost:8080/hook",  # a name resolving to loopback
+    "http://2130706433/hook",  # 127.0.0.1 spelt as a number
+]
+
+
+async def test_internal_urls_are_refused_unless_allowed(pg_url: str) -> None:
+    engine = db.create_engine(url=pg_url)
+    async with db.create_sessionmaker(engine)() as session, session.begin():
+        await store_api_token(session, "hooks", "crm", frozenset({"write"}))
+    await engine.dispose()
+
+    async def subscribe(api: httpx.AsyncClient, url: str) -> httpx.Response:
+        body = {"url": url, "event_types": ["stage_changed"]}
+        return await api.post("/v1/webhooks", headers=WRITER, json=body)
+
+    async with serving(pg_url) as api:
+        for url in INTERNAL_URLS:
+            refused = await subscribe(api, url)
+            assert refused.status_code == 400, (url, refused.text)
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.json()["field"] == "url"
+        assert (await subscribe(api, "https://93.184.215.14/hook")).status_code == 201
+        assert (await api.get("/v1/webhooks", headers=WRITER)).json()[0]["url"] == (
+            "https://93.184.215.14/hook"
+        )
+    for allowing in ({"webhook_allow_private_targets": True}, {"dev_mode": True}):
+        async with serving(pg_url, **allowing) as api:
+            for url in INTERNAL_URLS:
+                assert (await subscribe(api, url)).status_code == 201, (allowing, url)
+
+
+async def test_a_name_turned_internal_after_subscribing_is_refused_at_delivery(
+    pg_url: str, receiver: tuple[Receiver, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook, url = receiver
+    port = url.split(":")[-1].split("/")[0]
+    answers = {"hooks.test": ["93.184.215.14"]}  # public when subscribed
+
+    async def dns(host: str, timeout_s: float) -> list[targets.Address]:
+        return [ipaddress.ip_address(a) for a in answers.get(host, [host])]
+
+    monkeypatch.setattr(targets, "resolve", dns)
+    engine = db.create_engine(url=pg_url)
+    sessions = db.create_sessionmaker(engine)
+    async with sessions() as session, session.begin():
+        await store_api_token(session, "hooks", "crm", frozenset({"write"}))
+    settings = {"api_webhook_poll_s": 0.05, "api_webhook_max_attempts": 1}
+    async with serving(pg_url, **settings) as api:
+        created = await api.post(
+            "/v1/webhooks",
+            headers=WRITER,
+            json={"url": f"http://hooks.test:{port}/hook", "event_types": ["stage_changed"]},
+        )
+        assert created.status_code == 201, created.text
+        answers["hooks.test"] = ["127.0.0.1"]  # then pointed at the API's own machine
+        async with sessions() as session, session.begin():
+            await record_changes(session, [stage_changed("s1")])
+        log_url = f"/v1/webhooks/{created.json()['id']}/deliveries"
+        for _ in range(100):
+            log = (await api.get(log_url, headers=WRITER)).json()
+            if log and log[0]["status"] != "pending":
+                break
+            await asyncio.sleep(0.05)
+    await engine.dispose()
+    assert hook.calls == []  # nothing reached the receiver on 127.0.0.1
+    [delivery] = log
+    assert (delivery["status"], delivery["attempts"], delivery["last_status_code"]) == (
+        "failed",
+        1,
+        None,
+    )
+    assert delivery["last_error"].startswith("refused: hooks.test is or resolves to an internal")
+    assert "127.0.0.1" not in delivery["last_error"]

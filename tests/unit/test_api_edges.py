@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -173,3 +173,24 @@ def test_instants_must_name_a_zone_and_convert_to_utc() -> None:
         with pytest.raises(BadRequest) as refused:
             to_utc(moment, "from")
         assert refused.value.field == "from"
+
+
+def test_funnel_kpi_days_are_the_utc_days_of_the_half_open_window() -> None:
+    from services.api.funnel import kpi_days
+    from services.api.kpi_queries import Period
+
+    def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+        return datetime(year, month, day, hour, minute, tzinfo=UTC)
+
+    # [1 April 00:00, 2 April 00:00) is 1 April only, not 1 and 2 April.
+    assert kpi_days(at(2026, 4, 1), at(2026, 4, 2)) == Period(date(2026, 4, 1), date(2026, 4, 1))
+    # An end within a day takes that (partly covered) day whole; a start its own day.
+    assert kpi_days(at(2026, 4, 1, 23), at(2026, 4, 2, 0, 1)) == Period(
+        date(2026, 4, 1), date(2026, 4, 2)
+    )
+    assert kpi_days(None, at(2026, 4, 2)) == Period(None, date(2026, 4, 1))
+    assert kpi_days(at(2026, 4, 1), None) == Period(date(2026, 4, 1), None)
+    assert kpi_days(None, at(9999, 12, 31, 23, 59)) == Period(None, date.max)
+    with pytest.raises(BadRequest, match="after 0001-01-01") as refused:
+        kpi_days(None, at(1, 1, 1))
+    assert refused.value.field == "to"

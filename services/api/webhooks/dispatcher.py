@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.api.settings import ApiSettings
 from services.api.webhooks import store
 from services.api.webhooks.signing import retry_delay_s, signature
+from services.api.webhooks.targets import PinnedRequest, RefusedTarget, pin_delivery
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +84,33 @@ class Dispatcher:
         }
         async with limiter:
             try:
-                response = await client.post(subscription["url"], content=body, headers=headers)
+                target = await self._target(subscription["url"])
+            except RefusedTarget as refusal:
+                log.warning(
+                    "webhook delivery %s to subscription %s refused (address %s): %s",
+                    delivery["id"],
+                    subscription["id"],
+                    refusal.address,
+                    refusal,
+                )
+                return store.Outcome(delivery["id"], None, f"refused: {refusal}")
+            try:
+                response = await client.post(
+                    target.url,
+                    content=body,
+                    headers={**headers, **target.headers},
+                    extensions=target.extensions,
+                )
             except httpx.HTTPError as error:
                 return store.Outcome(delivery["id"], None, type(error).__name__)
         return store.Outcome(delivery["id"], response.status_code, None)
+
+    async def _target(self, url: str) -> PinnedRequest:
+        """Where to send: checked again now, as the name may point elsewhere since it was
+        subscribed, and pinned to the address checked."""
+        if self._settings.webhooks_reach_private_targets:
+            return PinnedRequest(httpx.URL(url), {}, {})
+        return await pin_delivery(url, self._settings.api_webhook_timeout_s)
 
     async def _record(self, due: list[dict[str, Any]], outcomes: list[store.Outcome]) -> None:
         settings = self._settings

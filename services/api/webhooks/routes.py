@@ -11,8 +11,9 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import AnyHttpUrl, BaseModel, Field
 from sqlalchemy import insert, update
 
-from services.api.errors import NotFound
+from services.api.errors import BadRequest, NotFound
 from services.api.webhooks import store
+from services.api.webhooks.targets import RefusedTarget, check_subscription
 from services.kit.tables import webhook_subscriptions
 
 router = APIRouter(prefix="/webhooks")
@@ -52,6 +53,12 @@ class Delivery(BaseModel):
 
 @router.post("", status_code=201, response_model=CreatedSubscription, summary="Subscribe")
 async def subscribe(request: Request, body: SubscriptionRequest) -> CreatedSubscription:
+    settings = request.state.api.settings
+    if not settings.webhooks_reach_private_targets:
+        try:
+            await check_subscription(str(body.url), settings.api_webhook_timeout_s)
+        except RefusedTarget as refusal:
+            raise BadRequest(str(refusal), field="url") from None
     row: dict[str, Any] = {
         "id": uuid.uuid4().hex,
         "url": str(body.url),
