@@ -44,7 +44,9 @@ def create_app(settings: IngestSettings) -> FastAPI:
             publisher=Publisher(
                 producer, settings.ingest_ack_timeout_s, settings.ingest_max_in_flight
             ),
-            write_keys=WriteKeys(sessions, settings.ingest_write_key_cache_s),
+            write_keys=WriteKeys(
+                sessions, settings.ingest_write_key_cache_s, settings.ingest_write_key_timeout_s
+            ),
             visitors=VisitorAccounts(),
             ip_ranges=ip_ranges,
         )

@@ -107,7 +107,8 @@ def _reject(
     result.rejected.append(
         {
             "index": index,
-            "messageId": message_id,
+            # A rejected message's id may be anything (found by the fuzzer: "eid": 1e-09).
+            "messageId": message_id if isinstance(message_id, str) else None,
             "field": rejection.field,
             "reason": rejection.reason,
         }

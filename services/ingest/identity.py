@@ -8,6 +8,11 @@ Order of evidence, strongest first, each with its confidence:
 4. the company IP ranges holding ``context.ip``: the range's own confidence, else 0.6
    (offices share NAT with guests, VPNs and co-working spaces muddy it).
 
+A ``group`` call is different: it describes the account it names, so only its own
+``groupId`` (when a domain) or its ``traits.domain``/``traits.website`` may name it, never
+the visitor's other evidence (a CRM id in ``groupId`` would otherwise give the Globex
+traits to the visitor's acme.com); without one the message is rejected.
+
 Durable stitching of anonymous visitors happens downstream (provenance ``stitched``).
 """
 
@@ -17,8 +22,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from schemas.envelope import AccountProvenance, normalize_domain
+from services.ingest.errors import RejectedMessage
 from services.ingest.ip_ranges import RangeOwner
 
 Provenance = AccountProvenance
@@ -65,7 +72,10 @@ def resolve_account(
     known: Callable[[str], str | None],
     ranges: RangeLookup | None = None,
 ) -> Resolution:
-    """The strongest evidence of the message's account (see the module's order)."""
+    """The strongest evidence of the message's account (see the module's order); for a
+    ``group`` call, the account it names, or ``RejectedMessage`` when it names none."""
+    if message.get("type") == "group":
+        return _resolved(group_account(message), "group_id")
     explicit = _explicit_group(message, context)
     if explicit:
         return _resolved(explicit, "group_id")
@@ -98,19 +108,46 @@ def domain_of_email(email: str) -> str | None:
     return None if domain in FREE_MAIL_DOMAINS else domain
 
 
+def group_account(message: Mapping[str, Any]) -> str:
+    """The account a ``group`` call describes: its ``groupId`` when a domain, else its
+    ``traits.domain`` or ``traits.website`` (a URL counts by its host)."""
+    traits = message.get("traits")
+    traits = traits if isinstance(traits, Mapping) else {}
+    for candidate in (message.get("groupId"), traits.get("domain"), traits.get("website")):
+        if isinstance(candidate, str) and (domain := _domain_or_none(_host(candidate))):
+            return domain
+    raise RejectedMessage(
+        "groupId", "a group call needs a domain in groupId or in traits.domain/website"
+    )
+
+
+def _host(value: str) -> str:
+    """A URL's host (no scheme, credentials, port, path or query); anything else as is."""
+    text = value.strip()
+    try:
+        host = urlsplit(text if "//" in text else f"//{text}").hostname
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 literal
+        return text
+    return host or text
+
+
+def _domain_or_none(value: str) -> str | None:
+    try:
+        return normalize_domain(value)
+    except ValueError:
+        return None
+
+
 def _explicit_group(message: Mapping[str, Any], context: Mapping[str, Any]) -> str | None:
     properties = message.get("properties")
     candidates = [
-        message.get("groupId") if message.get("type") == "group" else None,
         context.get("groupId"),
         properties.get("account") if isinstance(properties, Mapping) else None,
     ]
     for candidate in candidates:
-        if isinstance(candidate, str) and candidate.strip():
-            try:
-                return normalize_domain(candidate)
-            except ValueError:
-                continue  # a CRM id rather than a domain: fall back to other evidence
+        # A CRM id rather than a domain: fall back to other evidence.
+        if isinstance(candidate, str) and (domain := _domain_or_none(candidate)):
+            return domain
     return None
 
 

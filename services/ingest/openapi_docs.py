@@ -191,14 +191,46 @@ PIXEL_QUERY = {
 }
 
 
-_SNOWPLOW_FIELDS = ("e", "eid", "aid", "p", "url", "refr", "page", "duid", "uid", "dtm", "stm",
-                    "ttm", "se_ca", "se_ac", "se_la", "se_pr", "se_va", "ue_pr", "ue_px", "co",
-                    "cx", "ua", "ip")  # fmt: skip
+# The tracker protocol fields ingest reads (services/ingest/snowplow.py), described.
+_SNOWPLOW_FIELD_DESCRIPTIONS = {
+    "e": "event type: pv (page view), se (structured), ue (self-describing); others ignored",
+    "eid": "event id (the idempotency key)",
+    "aid": "the tracker's app id: the write key when `k` is not sent",
+    "p": "platform (web: the request's user agent and address are the visitor's)",
+    "url": "page URL",
+    "refr": "referrer",
+    "page": "page title",
+    "duid": "domain user id (the visitor)",
+    "tnuid": "network user id (the visitor without duid)",
+    "sid": "session id (the visitor without duid or tnuid)",
+    "uid": "user id",
+    "dtm": "device created time, ms since the epoch (with stm: clock skew corrected)",
+    "stm": "device sent time, ms since the epoch",
+    "ttm": "true timestamp, ms since the epoch (trusted as is)",
+    "se_ca": "structured event category",
+    "se_ac": "structured event action, e.g. `Ad Clicked`",
+    "se_la": "structured event label",
+    "se_pr": "structured event property",
+    "se_va": "structured event value",
+    "ue_pr": "self-describing event, JSON",
+    "ue_px": "self-describing event, base64url JSON",
+    "co": "context entities, JSON (`account`, `contact`, `properties`)",
+    "cx": "context entities, base64url JSON",
+    "ua": "user agent",
+    "ip": "the visitor's IP address (company IP ranges)",
+}
+_SNOWPLOW_FIELDS = tuple(_SNOWPLOW_FIELD_DESCRIPTIONS)
 _SNOWPLOW_PAYLOAD: JsonSchema = {
     "type": "object",
     "description": "One tracker protocol event (all values strings): `e` pv, se or ue.",
     "properties": {name: {"type": "string"} for name in _SNOWPLOW_FIELDS},
     "additionalProperties": {"type": "string"},
+}
+SNOWPLOW_PIXEL_QUERY = {
+    "parameters": [
+        _query("k", "write key, else `aid` (without one the hit is counted, not produced)"),
+        *(_query(name, text) for name, text in _SNOWPLOW_FIELD_DESCRIPTIONS.items()),
+    ]
 }
 SNOWPLOW_TP2_BODY = request_body(
     {

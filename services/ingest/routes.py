@@ -31,17 +31,23 @@ from services.ingest.openapi_docs import (
 from services.ingest.pixel import GIF, MAX_HIT_BYTES, NO_CACHE, pixel_message, pixel_query
 from services.ingest.segment import Received, parse_time
 from services.ingest.state import IngestState
-from services.ingest.write_keys import WriteKeyAccess, key_from_basic_auth
+from services.ingest.write_keys import WriteKeyAccess, WriteKeysUnavailable, key_from_basic_auth
 from services.kit import metrics
 from services.kit.publish import BrokerUnavailable
 
 router = APIRouter()
 
+# The outcome of pixel hits whose write key could not be checked (database down or slow).
+KEY_LOOKUP_FAILED = "key_lookup_failed"
+
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     400: {"description": "The body is unusable: not JSON, or not the expected envelope."},
     401: {"description": "Missing, unknown or revoked write key."},
     413: {"description": "Body larger than 500 KB, or more than 2,500 events."},
-    503: {"description": "The broker did not acknowledge in time: retry after Retry-After."},
+    503: {
+        "description": "The broker did not acknowledge in time, or the write key could not be "
+        "checked (database down or slow): retry after Retry-After."
+    },
 }
 
 
@@ -66,6 +72,10 @@ class SingleCall(StrEnum):
     IDENTIFY = "identify"
     GROUP = "group"
     ALIAS = "alias"
+
+
+# Retry-After of a 503: the broker or the database failed the request, not its sender.
+RETRY_AFTER_S = "5"
 
 
 class Problem(Exception):
@@ -250,12 +260,16 @@ async def pixel(request: Request) -> Response:
 
 
 async def record_pixel_hit(state: IngestState, request: Request) -> None:
-    """Produce the event a pixel hit describes; never raises for bad input or an
-    unavailable broker (a pixel cannot read errors: they are counted in the metrics, and a
-    bad ``data`` is dead-lettered like any rejected message)."""
+    """Produce the event a pixel hit describes; never raises for bad input, an unavailable
+    broker or write keys that cannot be checked (a pixel cannot read errors: they are
+    counted in the metrics, and a bad ``data`` is dead-lettered like any rejected message)."""
     query = {"ua": request.headers.get("user-agent", ""), **pixel_query(request.scope)}
     key = query.pop("k", "")  # a credential: never part of the message or a dead letter
-    access = await state.write_keys.access(key) if key else None
+    try:
+        access = await state.write_keys.access(key) if key else None
+    except WriteKeysUnavailable:
+        metrics.INGEST_EVENTS.labels("page_viewed", KEY_LOOKUP_FAILED).inc()
+        return
     if access is None:
         metrics.INGEST_EVENTS.labels("page_viewed", "unauthenticated").inc()
     else:
@@ -282,7 +296,7 @@ async def publish_collected(
     except BrokerUnavailable as error:
         metrics.INGEST_BROKER_ERRORS.inc()
         raise Problem(
-            503, "broker", "not acknowledged in time; retry", {"Retry-After": "5"}
+            503, "broker", "not acknowledged in time; retry", {"Retry-After": RETRY_AFTER_S}
         ) from error
     observe_published(collected, request_id, route)
 
@@ -298,10 +312,21 @@ async def authorize(
     key = key_from_basic_auth(authorization) or body.get("writeKey")
     if not isinstance(key, str) or not key:
         raise Problem(401, "writeKey", "missing: send HTTP Basic auth with the write key")
-    access = await state.write_keys.access(key)
+    access = await write_key_access(state, key, "writeKey")
     if access is None:
         raise Problem(401, "writeKey", "unknown or revoked write key")
     return access
+
+
+async def write_key_access(state: IngestState, key: str, field: str) -> WriteKeyAccess | None:
+    """The key's access (None: unknown or revoked); ``Problem(503)`` when it cannot be
+    checked now: the sender retries, as for a slow broker."""
+    try:
+        return await state.write_keys.access(key)
+    except WriteKeysUnavailable as error:
+        raise Problem(
+            503, field, "the write key cannot be checked now; retry", {"Retry-After": RETRY_AFTER_S}
+        ) from error
 
 
 async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
@@ -312,6 +337,8 @@ async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
         document = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise Problem(400, "body", "not valid JSON") from None
+    except RecursionError:  # e.g. 10 KB of "[": deeper than the parser goes
+        raise Problem(400, "body", "nested too deeply") from None
     if not isinstance(document, dict):
         raise Problem(400, "body", "must be a JSON object")
     return document

@@ -108,15 +108,22 @@ def to_event(
 
 
 def event_time(message: Mapping[str, Any], received: Received) -> datetime:
-    original = parse_time(message.get("timestamp") or message.get("originalTimestamp"))
-    sent_at = parse_time(message.get("sentAt")) or received.sent_at
+    """``received_at - (sent_at - original_timestamp)``, clamped to ``received_at``.
+
+    The device's own clock is ``originalTimestamp`` when the message has one (Segment's
+    ``timestamp`` is then a time already corrected, which correcting again would skew);
+    otherwise ``timestamp``.
+    """
+    field = "originalTimestamp" if message.get("originalTimestamp") else "timestamp"
+    original = parse_time(message.get(field), field)
+    sent_at = parse_time(message.get("sentAt"), "sentAt") or received.sent_at
     if original is None:
         return received.at
     if sent_at is not None:
         try:
             original = received.at - (sent_at - original)
         except OverflowError:  # found by the fuzzer: sentAt and timestamp millennia apart
-            raise RejectedMessage("timestamp", "out of range once corrected by sentAt") from None
+            raise RejectedMessage(field, "out of range once corrected by sentAt") from None
     return min(original, received.at)  # a sender's clock ahead of ours: clamp, keep order
 
 
@@ -191,17 +198,18 @@ def _event_id(message: Mapping[str, Any]) -> str:
     return message_id.strip()
 
 
-def parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any, field: str = "timestamp") -> datetime | None:
+    """An ISO 8601 time with its zone; ``RejectedMessage(field, ...)`` for anything else."""
     if value in (None, ""):
         return None
     if not isinstance(value, str):
-        raise RejectedMessage("timestamp", "must be an ISO 8601 string")
+        raise RejectedMessage(field, "must be an ISO 8601 string")
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise RejectedMessage("timestamp", f"not ISO 8601: {value[:40]!r}") from None
+        raise RejectedMessage(field, f"not ISO 8601: {value[:40]!r}") from None
     if moment.tzinfo is None:
-        raise RejectedMessage("timestamp", "needs a time zone (e.g. a trailing Z)")
+        raise RejectedMessage(field, "needs a time zone (e.g. a trailing Z)")
     return moment
 
 

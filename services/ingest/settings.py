@@ -26,6 +26,12 @@ class IngestSettings(CommonSettings):
     ingest_write_key_cache_s: float = Field(
         default=30.0, ge=0, description="How long a write-key lookup is cached (revocation lag)."
     )
+    ingest_write_key_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Longest wait for a write-key lookup; beyond it (or when the database "
+        "fails) 503, and pixels answer their GIF with the hit counted.",
+    )
     ingest_max_clock_skew_s: float = Field(
         default=300.0, ge=0, description="Event times later than received_at + this are clamped."
     )

@@ -166,6 +166,8 @@ def _json_field(payload: Mapping[str, Any], plain: str, encoded: str) -> Any:
             return json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
     except (ValueError, TypeError, binascii.Error):
         raise RejectedMessage(plain, f"{plain}/{encoded} is not (base64) JSON") from None
+    except RecursionError:  # e.g. 3,000 "[": deeper than the parser goes
+        raise RejectedMessage(plain, f"{plain}/{encoded} is nested too deeply") from None
     return None
 
 

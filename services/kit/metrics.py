@@ -21,7 +21,8 @@ BUILD_INFO_KEYS = ("version", "service")
 
 INGEST_EVENTS = Counter(
     "abm_ingest_events_total",
-    "Events received by ingest, by type and outcome (accepted, rejected, duplicate).",
+    "Events received by ingest, by type and outcome (accepted, rejected, duplicate, ignored, "
+    "unauthenticated, key_lookup_failed).",
     ["type", "outcome"],
 )
 INGEST_REQUEST_SECONDS = Histogram(

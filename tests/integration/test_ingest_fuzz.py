@@ -83,6 +83,10 @@ def test_every_ingest_operation_answers_within_its_contract(ingest_url: str) -> 
     operations = [result.ok() for result in schema.get_all_operations()]
     paths = {operation.path for operation in operations}
     assert {"/v1/batch", "/v1/events", "/v1/{call}", "/v1/t", "/p.gif", "/i", TP2} <= paths
+    # The pixels read only their query: undocumented parameters would leave nothing to fuzz.
+    for pixel, fields in (("/p.gif", {"url", "data"}), ("/i", {"e", "co", "cx", "ue_pr", "ue_px"})):
+        documented = schema.raw_schema["paths"][pixel]["get"].get("parameters", [])
+        assert {"k", *fields} <= {parameter["name"] for parameter in documented}, pixel
     seen = {(op.method.upper(), op.path): fuzz(op, GenerationMode.POSITIVE) for op in operations}
     for operation in operations:
         # Operations without parameters or a body have no invalid input to make.

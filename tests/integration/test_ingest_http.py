@@ -190,3 +190,49 @@ async def test_a_pixel_carries_a_track_call_in_data_and_a_bad_one_is_dead_letter
     assert dict(dead.headers)[topics.HEADER_REASON].startswith(b"data:")
     assert json.loads(dead.value)["data"] == "[1]"
     assert KEY.encode() not in dead.value  # the write key never reaches a dead letter
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/batch", "/v1/events", "/v1/track", "/v1/t", "/com.snowplowanalytics.snowplow/tp2"],
+)
+async def test_a_body_nested_deeper_than_the_parser_goes_is_a_400(ingest: str, path: str) -> None:
+    content = '{"batch": ' + _nested(5000) + "}"  # 10 KB
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"{ingest}{path}", content=content, auth=(KEY, ""))
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "body"
+
+
+@pytest.mark.parametrize("depth", [200, 600, 900, 950, 980, 1000, 1100])
+async def test_no_nesting_depth_in_a_message_is_a_server_error(ingest: str, depth: int) -> None:
+    """Around the parser's limit a body may parse, then nest too deeply for what follows."""
+    message = '{"type": "page", "messageId": "deep", "properties": {"x": ' + _nested(depth) + "}}"
+    async with httpx.AsyncClient() as client:
+        batch = await client.post(
+            f"{ingest}/v1/batch", content='{"batch": [' + message + "]}", auth=(KEY, "")
+        )
+        single = await client.post(f"{ingest}/v1/page", content=message, auth=(KEY, ""))
+    # Accepted, or rejected (a 400 for a single call, listed for a batch); never a 5xx.
+    assert (batch.status_code, single.status_code) in ((200, 200), (200, 400), (400, 400))
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/batch", {"batch": [{"type": "page", "messageId": 5}]}),
+        ("/com.snowplowanalytics.snowplow/tp2", {"data": [{"e": "pv", "eid": 1e-09}]}),
+    ],
+)
+async def test_a_message_id_that_is_not_a_string_is_listed_as_none(
+    ingest: str, path: str, body: dict[str, Any]
+) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"{ingest}{path}?k={KEY}", json=body, auth=(KEY, ""))
+    assert response.status_code == 200, response.text
+    [rejected] = response.json()["rejected"]
+    assert (rejected["index"], rejected["messageId"]) == (0, None)

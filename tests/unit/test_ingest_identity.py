@@ -127,6 +127,53 @@ def test_an_ip_range_match_is_not_remembered_as_the_visitor() -> None:
     ]
 
 
+def group(**fields: Any) -> dict[str, Any]:
+    """A group call from visitor v1, whose context and email say acme.com."""
+    base = {"type": "group", "messageId": "g-1", "anonymousId": "v1",
+            "context": {"groupId": "acme.com", "ip": "203.0.113.9"}}  # fmt: skip
+    return {**base, "timestamp": "2026-05-01T11:00:00Z", **fields}
+
+
+def test_a_group_call_naming_no_domain_is_rejected_not_given_the_visitors_account() -> None:
+    """A CRM id in groupId: the traits describe Globex, whatever the visitor is known as."""
+    visitors = VisitorAccounts()
+    visitors.remember("v1", "acme.com")
+    crm = group(groupId="0015g00000ABC", traits={"name": "Globex", "email": "ann@acme.com"})
+    result = collect(
+        [crm], Received(at=NOW, source="crm"), visitors, 32 * 1024, None, RANGES.lookup
+    )
+    assert result.events == []
+    [rejection] = result.rejected
+    assert rejection["field"] == "groupId"
+    assert "traits.domain/website" in rejection["reason"]
+    assert len(result.dead) == 1 and visitors.get("v1") == "acme.com"
+
+
+@pytest.mark.parametrize(
+    ("group_id", "traits", "account"),
+    [
+        ("Globex.com", {"domain": "initech.io"}, "globex.com"),  # groupId first
+        ("https://globex.com/", {}, "globex.com"),
+        ("0015g00000ABC", {"domain": "Globex.com", "website": "initech.io"}, "globex.com"),
+        ("0015g00000ABC", {"website": "https://www.globex.com/about?utm=x"}, "globex.com"),
+        ("0015g00000ABC", {"website": "globex.com:443"}, "globex.com"),
+        (None, {"domain": "not a domain", "website": "HTTP://Globex.com"}, "globex.com"),
+    ],
+)
+def test_a_group_call_names_its_account_by_group_id_else_its_domain_or_website(
+    group_id: str | None, traits: dict[str, Any], account: str
+) -> None:
+    message = group(groupId=group_id, traits={"name": "Globex", **traits})
+    event = to_event(message, Received(at=NOW, source="crm"), known({"v1": "acme.com"}))
+    assert event is not None
+    assert (event.type, event.account, event.account_provenance, getattr(event, "name", None)) == (
+        "account_upserted",
+        account,
+        "group_id",
+        "Globex",
+    )
+
+
 def test_resolutions_are_counted_by_provenance() -> None:
     def count(provenance: str) -> float:
         name = "abm_ingest_account_resolutions_total"

@@ -101,6 +101,24 @@ def test_clock_skew_is_corrected_and_future_clamped() -> None:
     assert event_time({}, RECEIVED) == NOW
 
 
+def test_the_device_clock_is_original_timestamp_when_both_are_sent() -> None:
+    """Segment's ``timestamp`` is then already corrected: correcting it again would skew."""
+    # The device said 12:05 and sent at 12:10 (10 minutes fast); Segment corrected to 11:55.
+    both = {
+        "originalTimestamp": "2026-05-01T12:05:00Z",
+        "timestamp": "2026-05-01T11:55:00Z",
+        "sentAt": "2026-05-01T12:10:00Z",
+    }
+    assert event_time(both, RECEIVED) == NOW - timedelta(minutes=5)
+    event = to_event(msg("page", properties={"url": "/"}, **both), RECEIVED, nobody)
+    assert event is not None and event.occurred_at == NOW - timedelta(minutes=5)
+    without_original = {k: v for k, v in both.items() if k != "originalTimestamp"}
+    assert event_time(without_original, RECEIVED) == NOW - timedelta(minutes=15)
+    with pytest.raises(RejectedMessage) as rejected:
+        event_time({**both, "originalTimestamp": "yesterday"}, RECEIVED)
+    assert rejected.value.field == "originalTimestamp"
+
+
 def test_naive_timestamps_are_rejected() -> None:
     with pytest.raises(RejectedMessage, match="time zone"):
         event_time({"timestamp": "2026-05-01T12:00:00"}, RECEIVED)
