@@ -71,6 +71,17 @@ class Envelope(Model):
     account_confidence: float | None = Field(
         default=None, ge=0, le=1, description="How sure that evidence is, from 0 to 1."
     )
+    client_occurred_at: AwareDatetime | None = Field(
+        default=None,
+        description="The sender's raw clock value for when the event happened, before "
+        "``occurred_at`` corrected it for clock skew (Segment ``originalTimestamp`` or "
+        "``timestamp``, Snowplow ``dtm``/``ttm``, native ``occurred_at``).",
+    )
+    client_sent_at: AwareDatetime | None = Field(
+        default=None,
+        description="The sender's raw clock value for when it sent the event (Segment "
+        "``sentAt``, Snowplow ``stm``, native ``sent_at``), before any correction.",
+    )
 
     @property
     def account_key(self) -> str:

@@ -45,7 +45,8 @@ def collect(
     seen: set[str] = set()
     for index, message in enumerate(messages):
         try:
-            event = _one(message, received, visitors, max_event_bytes, translate, ranges)
+            segment_message = _segment_message(message, max_event_bytes, translate)
+            event = to_event(segment_message, received, visitors.get, ranges)
         except RejectedMessage as rejection:
             raw = scrub_message(message, received.ip_policy)
             _reject(result, index, raw, rejection, received.source)
@@ -59,24 +60,18 @@ def collect(
         else:
             seen.add(event.event_id)
             result.events.append(event)
-            remember_visitor(event, visitors)
+            remember_visitor(event, visitors, segment_message.get("userId"))
     count_resolutions(result.events)
     return result
 
 
-def _one(
-    message: Any,
-    received: Received,
-    visitors: VisitorAccounts,
-    max_event_bytes: int,
-    translate: Translate | None,
-    ranges: RangeLookup | None,
-) -> InboundEvent | None:
+def _segment_message(
+    message: Any, max_event_bytes: int, translate: Translate | None
+) -> Mapping[str, Any]:
     if not isinstance(message, Mapping):
         raise RejectedMessage("message", "must be a JSON object")
     reject_oversized(message, max_event_bytes, "message")
-    segment_message = translate(message) if translate else message
-    return to_event(segment_message, received, visitors.get, ranges)
+    return translate(message) if translate else message
 
 
 def start_resolution_series() -> None:
@@ -92,10 +87,16 @@ def count_resolutions(events: Sequence[InboundEvent]) -> None:
         metrics.INGEST_ACCOUNT_RESOLUTIONS.labels(provenance).inc(count)
 
 
-def remember_visitor(event: InboundEvent, visitors: VisitorAccounts) -> None:
-    """What later events of the same anonymous visitor are attributed by."""
-    if event.account and event.anonymous_id and event.account_provenance in REMEMBERED:
-        visitors.remember(event.anonymous_id, event.account)
+def remember_visitor(event: InboundEvent, visitors: VisitorAccounts, user_id: Any = None) -> None:
+    """What later events of the same visitor are attributed by: its anonymous id and, for a
+    signed-in visitor, its user id (``user_id``, else a contact's own ``user_id``), since
+    later calls may carry only the user id (see ``identity.resolve_account``)."""
+    if not event.account or event.account_provenance not in REMEMBERED:
+        return
+    user_id = user_id or getattr(event, "user_id", None)
+    for visitor in {event.anonymous_id, user_id}:
+        if isinstance(visitor, str) and visitor:
+            visitors.remember(visitor, event.account)
 
 
 def _reject(

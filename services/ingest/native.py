@@ -4,7 +4,9 @@ Each item of ``POST /v1/events`` is one inbound event of ``schemas.events`` with
 fields we set: ``received_at`` (our clock) and ``source`` (the write key's owner); the
 account's provenance and confidence are ours too. ``event_id`` is required: it is the
 sender's idempotency key. Event time corrects the sender's clock skew with the body's
-``sent_at`` exactly as the Segment API does (see ``segment.event_time``).
+``sent_at`` exactly as the Segment API does (see ``segment.event_time``); the raw
+``occurred_at`` and ``sent_at`` are kept as ``client_occurred_at`` and ``client_sent_at``.
+A campaign spend may name its ``period`` instead of its dates (see ``periods``).
 """
 
 from __future__ import annotations
@@ -25,12 +27,21 @@ from services.ingest.identity import (
     VisitorAccounts,
     domain_of_email,
 )
-from services.ingest.segment import Lookup, Received, parse_time
+from services.ingest.periods import with_period_dates
+from services.ingest.segment import Lookup, Received, corrected_time, parse_time
 from services.kit import metrics
 
 # Ours to set whatever the sender says (schema_version: we validated against this one).
 SERVER_SET = frozenset(
-    {"received_at", "source", "account_provenance", "account_confidence", "schema_version"}
+    {
+        "received_at",
+        "source",
+        "account_provenance",
+        "account_confidence",
+        "schema_version",
+        "client_occurred_at",
+        "client_sent_at",
+    }
 )
 
 
@@ -74,9 +85,16 @@ def native_event(
     if not isinstance(event_id, str) or not event_id.strip():
         raise RejectedMessage("event_id", "required: it is what makes retries safe")
     document = {k: v for k, v in item.items() if k not in SERVER_SET}
+    if document.get("type") == "campaign_spent":
+        document = with_period_dates(document)
+    client_occurred_at = _client_time(item.get("occurred_at"))
     document.update(
         event_id=event_id.strip(),
-        occurred_at=_event_time(item.get("occurred_at"), received),
+        occurred_at=corrected_time(
+            client_occurred_at, received.sent_at, received.at, "occurred_at", "sent_at"
+        ),
+        client_occurred_at=client_occurred_at,
+        client_sent_at=received.sent_at,
         received_at=received.at,
         source=received.source,
         **_provenance(item, known),
@@ -84,8 +102,8 @@ def native_event(
     return _validate(document)
 
 
-def _event_time(value: Any, received: Received) -> datetime:
-    """``received_at - (sent_at - occurred_at)``, clamped to ``received_at``."""
+def _client_time(value: Any) -> datetime:
+    """The item's ``occurred_at`` as the sender's clock gave it (required)."""
     if value in (None, ""):
         raise RejectedMessage("occurred_at", "required: when the fact happened (ISO 8601)")
     try:
@@ -93,26 +111,22 @@ def _event_time(value: Any, received: Received) -> datetime:
     except RejectedMessage as rejection:
         raise RejectedMessage("occurred_at", rejection.reason) from None
     assert occurred is not None  # parse_time gives None only for absent values
-    if received.sent_at is not None:
-        try:
-            occurred = received.at - (received.sent_at - occurred)
-        except OverflowError:  # found by the fuzzer: sent_at in year 5923, occurred in 0003
-            raise RejectedMessage("occurred_at", "out of range once corrected by sent_at") from None
-    return min(occurred, received.at)
+    return occurred
 
 
 def _provenance(item: Mapping[str, Any], known: Lookup) -> dict[str, Any]:
     """The evidence order of ``identity``: the sender's ``account`` (a CRM knows its
-    records' domains), else a work email's domain, else the visitor's earlier account."""
+    records' domains), else a work email's domain, else the visitor's (``anonymous_id``,
+    else ``user_id``) earlier account."""
     if item.get("account") not in (None, ""):
         # An invalid domain is the validator's to reject, with its own message.
         return _named_by("group_id")
     email = item.get("contact_email")
     if isinstance(email, str) and (domain := domain_of_email(email)):
         return {"account": domain, **_named_by("email_domain")}
-    visitor = item.get("anonymous_id")
-    if isinstance(visitor, str) and (account := known(visitor)):
-        return {"account": account, **_named_by("visitor")}
+    for visitor in (item.get("anonymous_id"), item.get("user_id")):
+        if isinstance(visitor, str) and (account := known(visitor)):
+            return {"account": account, **_named_by("visitor")}
     return {"account": None}
 
 

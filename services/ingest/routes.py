@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -73,6 +73,8 @@ class SingleCall(StrEnum):
     GROUP = "group"
     ALIAS = "alias"
 
+
+SINGLE_CALLS = frozenset(c.value for c in SingleCall)
 
 # Retry-After of a 503: the broker or the database failed the request, not its sender.
 RETRY_AFTER_S = "5"
@@ -158,17 +160,24 @@ async def post_events(
     openapi_extra=SEGMENT_SINGLE_BODY,
 )
 async def post_single(
-    call: SingleCall,
+    # A plain string, checked below: an enum path parameter answers 422 for an unknown call,
+    # where the documented answer is a 404 naming the path.
+    call: Annotated[
+        str,
+        Path(description="The call.", json_schema_extra={"enum": [c.value for c in SingleCall]}),
+    ],
     request: Request,
     response: Response,
     authorization: Annotated[str | None, Header()] = None,
     x_request_id: Annotated[str | None, Header(max_length=128)] = None,
 ) -> BatchAccepted:
     """The whole body is one message, so a rejected message is a 400 with its reason."""
+    if call not in SINGLE_CALLS:
+        raise Problem(404, "path", f"no such endpoint: POST {request.url.path[:80]}")
     state: IngestState = request.state.ingest
     body = await json_body(request, state.settings.ingest_max_event_bytes)
-    route = f"/v1/{call.value}"
-    collected = await collect_single(state, authorization, body, call.value, route)
+    route = f"/v1/{call}"
+    collected = await collect_single(state, authorization, body, call, route)
     return await accepted(state, response, collected, x_request_id, route)
 
 

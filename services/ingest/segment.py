@@ -2,7 +2,8 @@
 
 The mapping follows the domain file's event vocabulary. Event time corrects the sender's
 clock skew as Segment does: ``timestamp = received_at - (sent_at - original_timestamp)``,
-and an event claiming to be in the future is clamped to ``received_at``.
+and an event claiming to be in the future is clamped to ``received_at``; the sender's raw
+values are kept as ``client_occurred_at`` and ``client_sent_at``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from schemas.events import INBOUND_ADAPTER, InboundEvent
 from services.ingest.bots import is_bot
 from services.ingest.errors import RejectedMessage
 from services.ingest.identity import RangeLookup, resolve_account
+from services.ingest.periods import with_period_dates
 from services.kit.credentials import IpPolicy
 
 TRACK_TYPES: Mapping[str, str] = {
@@ -92,10 +94,13 @@ def to_event(
     fields = _specific_fields(kind, message, context)
     if fields is None:
         return None
+    client_occurred_at, client_sent_at = sender_clock(message, received)
     document = {
         **fields,
         "event_id": _event_id(message),
         "occurred_at": event_time(message, received),
+        "client_occurred_at": client_occurred_at,
+        "client_sent_at": client_sent_at,
         "received_at": received.at,
         "account": resolution.account,
         "account_provenance": resolution.provenance,
@@ -114,17 +119,43 @@ def event_time(message: Mapping[str, Any], received: Received) -> datetime:
     ``timestamp`` is then a time already corrected, which correcting again would skew);
     otherwise ``timestamp``.
     """
-    field = "originalTimestamp" if message.get("originalTimestamp") else "timestamp"
+    original, sent_at = sender_clock(message, received)
+    field = _device_time_field(message)
+    return corrected_time(original, sent_at, received.at, field, "sentAt")
+
+
+def sender_clock(
+    message: Mapping[str, Any], received: Received
+) -> tuple[datetime | None, datetime | None]:
+    """The sender's raw clock values: when the event happened and when it was sent (the
+    message's ``sentAt``, else the batch's)."""
+    field = _device_time_field(message)
     original = parse_time(message.get(field), field)
     sent_at = parse_time(message.get("sentAt"), "sentAt") or received.sent_at
+    return original, sent_at
+
+
+def corrected_time(
+    original: datetime | None,
+    sent_at: datetime | None,
+    received_at: datetime,
+    field: str,
+    sent_field: str,
+) -> datetime:
+    """``received_at - (sent_at - original)``, clamped to ``received_at``; ``received_at``
+    when the sender gave no time. ``field``/``sent_field`` name the inputs in a rejection."""
     if original is None:
-        return received.at
+        return received_at
     if sent_at is not None:
         try:
-            original = received.at - (sent_at - original)
+            original = received_at - (sent_at - original)
         except OverflowError:  # found by the fuzzer: sentAt and timestamp millennia apart
-            raise RejectedMessage(field, "out of range once corrected by sentAt") from None
-    return min(original, received.at)  # a sender's clock ahead of ours: clamp, keep order
+            raise RejectedMessage(field, f"out of range once corrected by {sent_field}") from None
+    return min(original, received_at)  # a sender's clock ahead of ours: clamp, keep order
+
+
+def _device_time_field(message: Mapping[str, Any]) -> str:
+    return "originalTimestamp" if message.get("originalTimestamp") else "timestamp"
 
 
 def _specific_fields(
@@ -177,6 +208,8 @@ def _track_fields(
     if ours == "intent_signal_received" and "source" in properties:
         fields["provider"] = properties["source"]
         fields.pop("source", None)
+    if ours == "campaign_spent":
+        return with_period_dates(fields)
     return fields
 
 

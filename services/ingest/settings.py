@@ -32,9 +32,6 @@ class IngestSettings(CommonSettings):
         description="Longest wait for a write-key lookup; beyond it (or when the database "
         "fails) 503, and pixels answer their GIF with the hit counted.",
     )
-    ingest_max_clock_skew_s: float = Field(
-        default=300.0, ge=0, description="Event times later than received_at + this are clamped."
-    )
     ingest_trusted_proxies: list[IPv4Network | IPv6Network] = Field(
         default_factory=list,
         description="Proxies (CIDRs, a JSON list) whose X-Forwarded-For names the client of "

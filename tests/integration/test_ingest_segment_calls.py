@@ -111,10 +111,28 @@ async def test_a_rejected_single_call_is_a_400_with_field_and_reason(
     assert response.json()["field"] == field and response.json()["reason"]
 
 
-async def test_unknown_single_call_is_404(ingest: str) -> None:  # noqa: F811
+@pytest.mark.parametrize("auth", [True, False])
+async def test_unknown_single_call_is_a_404_problem_naming_the_path(
+    ingest: str,  # noqa: F811
+    auth: bool,
+) -> None:
     async with httpx.AsyncClient() as client:
-        response = await client.post(f"{ingest}/v1/screenshot", json={}, auth=(KEY, ""))
-    assert response.status_code in (404, 422)
+        response = await client.post(
+            f"{ingest}/v1/nope", json=_track(), auth=(KEY, "") if auth else None
+        )
+    assert response.status_code == 404, response.text
+    problem = response.json()
+    assert (problem["status"], problem["field"]) == (404, "path")
+    assert "/v1/nope" in problem["reason"]
+
+
+async def test_the_single_call_path_still_lists_its_calls_in_the_openapi_spec(
+    ingest: str,  # noqa: F811
+) -> None:
+    async with httpx.AsyncClient() as client:
+        spec = (await client.get(f"{ingest}/openapi.json")).json()
+    [parameter] = spec["paths"]["/v1/{call}"]["post"]["parameters"][:1]
+    assert parameter["schema"]["enum"] == ["track", "page", "identify", "group", "alias"]
 
 
 def _send_with_segment_client(host: str, errors: list[Exception], moment: datetime) -> None:

@@ -55,6 +55,36 @@ def test_clock_skew_is_corrected_with_sent_at_and_future_times_clamped() -> None
     assert future.occurred_at == NOW
 
 
+def test_the_senders_raw_occurred_at_and_sent_at_are_kept_not_taken_from_the_item() -> None:
+    # The sender's clock is an hour ahead: it stamped 12:55 and sent at 13:00 (our 12:00).
+    sent_at = datetime(2026, 5, 1, 13, tzinfo=UTC)
+    spoofed = {
+        "client_occurred_at": "2020-01-01T00:00:00Z",
+        "client_sent_at": "2020-01-01T00:00:00Z",
+    }
+    event = native_event(
+        won(occurred_at="2026-05-01T12:55:00Z", **spoofed), received(sent_at), 32768
+    )
+    assert event.occurred_at == datetime(2026, 5, 1, 11, 55, tzinfo=UTC)
+    assert event.client_occurred_at == datetime(2026, 5, 1, 12, 55, tzinfo=UTC)
+    assert event.client_sent_at == sent_at
+    unsent = native_event(won(), received(), 32768)
+    assert (unsent.client_occurred_at, unsent.client_sent_at) == (unsent.occurred_at, None)
+
+
+def test_a_contacts_user_id_names_the_account_of_later_items_with_that_user_id() -> None:
+    visitors = VisitorAccounts()
+    at = "2026-05-01T11:00:00Z"
+    contact = {"type": "contact_identified", "event_id": "c1", "occurred_at": at,
+               "contact_email": "jo@initech.io", "user_id": "u7"}  # fmt: skip
+    form = {"type": "form_submitted", "event_id": "f1", "occurred_at": at, "user_id": "u7"}
+    collected = collect_native([contact, form], received(), visitors, 32768)
+    assert [(e.account, e.account_provenance) for e in collected.events] == [
+        ("initech.io", "email_domain"),
+        ("initech.io", "visitor"),
+    ]
+
+
 def test_a_work_email_names_the_account_when_the_sender_does_not() -> None:
     nps = {"type": "nps_submitted", "event_id": "n1", "occurred_at": "2026-05-01T11:00:00Z",
            "score": 9, "contact_email": "jo@Initech.io"}  # fmt: skip

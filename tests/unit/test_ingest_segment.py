@@ -119,6 +119,24 @@ def test_the_device_clock_is_original_timestamp_when_both_are_sent() -> None:
     assert rejected.value.field == "originalTimestamp"
 
 
+def test_the_senders_raw_clock_values_are_kept_beside_the_corrected_time() -> None:
+    # The device clock is an hour ahead: it stamped 12:55 and sent at 13:00 (our 12:00).
+    ahead = {"originalTimestamp": "2026-05-01T12:55:00Z", "sentAt": "2026-05-01T13:00:00Z"}
+    event = to_event(msg("page", properties={"url": "/"}, **ahead), RECEIVED, nobody)
+    assert event is not None and event.occurred_at == NOW - timedelta(minutes=5)
+    assert event.client_occurred_at == datetime(2026, 5, 1, 12, 55, tzinfo=UTC)
+    assert event.client_sent_at == datetime(2026, 5, 1, 13, tzinfo=UTC)
+    # Without its own sentAt a message was sent with the batch: the batch's sentAt is kept.
+    batch = Received(at=NOW, source="website", sent_at=datetime(2026, 5, 1, 13, tzinfo=UTC))
+    batched = to_event(msg("page", properties={"url": "/"}), batch, nobody)
+    assert batched is not None and batched.occurred_at == NOW - timedelta(hours=2)
+    assert batched.client_occurred_at == datetime(2026, 5, 1, 11, tzinfo=UTC)
+    assert batched.client_sent_at == batch.sent_at
+    clockless = to_event({"type": "page", "messageId": "m-3"}, RECEIVED, nobody)
+    assert clockless is not None and clockless.occurred_at == NOW
+    assert (clockless.client_occurred_at, clockless.client_sent_at) == (None, None)
+
+
 def test_naive_timestamps_are_rejected() -> None:
     with pytest.raises(RejectedMessage, match="time zone"):
         event_time({"timestamp": "2026-05-01T12:00:00"}, RECEIVED)
@@ -140,6 +158,18 @@ def test_a_visitor_identified_earlier_resolves_later_pages() -> None:
     page = msg("page", anonymousId="v1", messageId="m-2", properties={"url": "/pricing"})
     result = collect([identify, page], RECEIVED, visitors, 32 * 1024)
     assert [e.account for e in result.events] == ["globex.com", "globex.com"]
+
+
+def test_a_signed_in_users_id_resolves_later_calls_carrying_only_the_user_id() -> None:
+    visitors = VisitorAccounts()
+    identify = msg("identify", anonymousId="a1", userId="u1", traits={"email": "ann@globex.com"})
+    page = msg("page", userId="u1", messageId="m-2", properties={"url": "/pricing"})
+    result = collect([identify, page], RECEIVED, visitors, 32 * 1024)
+    assert [(e.account, e.account_provenance) for e in result.events] == [
+        ("globex.com", "email_domain"),
+        ("globex.com", "visitor"),
+    ]
+    assert visitors.get("a1") == visitors.get("u1") == "globex.com"
 
 
 def test_oversized_events_are_rejected() -> None:

@@ -55,6 +55,14 @@ def test_page_view_with_account_context_and_clock_skew() -> None:
     assert event.occurred_at == NOW - timedelta(minutes=5)
 
 
+def test_the_devices_raw_dtm_and_stm_are_kept_beside_the_corrected_time() -> None:
+    device_now = NOW + timedelta(hours=1)  # the device clock is an hour ahead
+    created = device_now - timedelta(minutes=5)
+    event = _map(e="pv", url="https://x.io/", dtm=_ms(created), stm=_ms(device_now))
+    assert event.occurred_at == NOW - timedelta(minutes=5)
+    assert (event.client_occurred_at, event.client_sent_at) == (created, device_now)
+
+
 def test_true_timestamp_is_trusted_and_contact_context_names_the_account() -> None:
     event = _map(
         e="pv",
