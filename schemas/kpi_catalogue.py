@@ -48,7 +48,12 @@ KPIS: tuple[KpiSpec, ...] = (
     KpiSpec("high_value_visits", _E, "count", "Visits of high-value pages (pricing, demo)."),
     KpiSpec("chats", _E, "count", "Chat conversations started by target accounts."),
     KpiSpec("engaged_accounts", _E, "accounts", "Target accounts that engaged within the period."),
-    KpiSpec("engaged_share", _E, "ratio", "engaged accounts / target accounts."),
+    KpiSpec(
+        "engaged_share",
+        _E,
+        "ratio",
+        "Target accounts that engaged within the period / target accounts now.",
+    ),
     KpiSpec("not_engaged_share", _E, "ratio", "1 - engaged share."),
     KpiSpec(
         "spend",
@@ -72,10 +77,21 @@ KPIS: tuple[KpiSpec, ...] = (
         "accounts",
         "Target accounts that entered this stage in the period.",
     ),
-    KpiSpec("stakeholders", _O, "contacts", "Contacts known per account in this stage now."),
-    KpiSpec("penetration", _O, "contacts", "Contacts who engaged per account in this stage now."),
+    KpiSpec("stakeholders", _O, "contacts", "Contacts known per target account in this stage now."),
+    KpiSpec(
+        "penetration",
+        _O,
+        "contacts",
+        "Engaged stakeholders per target account in this stage now (of those whose "
+        "committee is scored).",
+    ),
     KpiSpec("opportunity_rate", _O, "ratio", "opportunity accounts / target accounts."),
-    KpiSpec("pipeline", _O, "currency", "Open opportunities' amounts of target accounts, now."),
+    KpiSpec(
+        "pipeline",
+        _O,
+        "currency",
+        "Open opportunities' amounts of target accounts now, whatever their stage.",
+    ),
     KpiSpec(
         "days_first_engagement_to_opportunity",
         _O,
@@ -93,7 +109,8 @@ KPIS: tuple[KpiSpec, ...] = (
         "touches_per_won_account",
         _W,
         "count",
-        "Sales and marketing touches (all channels) until signature, per won account.",
+        "Sales and marketing touches (all channels) up to the signature day, per account "
+        "won in the period.",
     ),
     KpiSpec("cost_per_won_account", _W, "currency", "spend / won accounts."),
     KpiSpec("renewed_customers", _R, "accounts", "Customers who renewed within the period."),

@@ -10,9 +10,10 @@ definitions are catalogued in ``schemas.kpi_catalogue``.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import pairwise
@@ -33,7 +34,14 @@ def ratio(part: float, whole: float) -> float | None:
 
 
 def engaged_share(engaged: int, targets: int) -> float | None:
-    """% of target accounts engaged = engaged target accounts / all target accounts."""
+    """% of target accounts engaged = engaged target accounts / all target accounts.
+
+    ``targets``: the target accounts now; ``engaged``: those of them with an engagement
+    (any digital channel or personal contact; an ad impression is reach, not engagement)
+    on a day within the period. The KPI ``engaged_share`` of ``/v1/kpis`` and the
+    top-level one of ``/v1/funnel`` are this. It is not the share of targets whose stage
+    is engaged or beyond (``share_at_or_beyond``): an account with an opportunity that did
+    not engage within the period is not engaged in it."""
     return ratio(engaged, targets)
 
 
@@ -68,6 +76,39 @@ def deanonymisation_rate(identified: int, anonymous: int) -> float | None:
     return ratio(identified, anonymous)
 
 
+@dataclass(frozen=True, slots=True)
+class Deanonymisation:
+    identified: int
+    anonymous: int
+
+    @property
+    def rate(self) -> float | None:
+        return deanonymisation_rate(self.identified, self.anonymous)
+
+
+def deanonymisation(
+    visitors: Iterable[tuple[datetime, datetime | None]],
+    start: datetime | None,
+    end: datetime | None,
+) -> Deanonymisation:
+    """De-anonymisation within the half-open period ``[start, end)`` (open when None) of
+    the visitors of target accounts, each given as (first seen, identified at or None).
+
+    Anonymous within the period: first seen before its end, and not identified before
+    its start (still anonymous at the start, or first seen within it). Identified: those
+    of them identified before its end."""
+    identified = anonymous = 0
+    for first_seen, identified_at in visitors:
+        if end is not None and first_seen >= end:
+            continue  # came after the period
+        if start is not None and identified_at is not None and identified_at < start:
+            continue  # known before the period
+        anonymous += 1
+        if identified_at is not None and (end is None or identified_at < end):
+            identified += 1
+    return Deanonymisation(identified=identified, anonymous=anonymous)
+
+
 def renewal_rate(renewed: int, due: int) -> float | None:
     """Customers who renewed at the end of their term / customers whose term ended."""
     return ratio(renewed, due)
@@ -78,6 +119,60 @@ def average_contract_value(amounts: Iterable[float]) -> float | None:
     without a known amount (0) are left out, as they would drag the mean down falsely."""
     known = [amount for amount in amounts if amount > 0]
     return statistics.fmean(known) if known else None
+
+
+def pipeline(accounts: Iterable[tuple[bool, Mapping[str, float]]]) -> float:
+    """Pipeline = total potential revenue of the open opportunities of the target accounts
+    now, whatever their stage (a customer's upsell opportunity counts). Each account is
+    given as (target now, its open opportunities' amounts by id); non-targets' are out."""
+    return math.fsum(
+        float(amount) for is_target, open_ in accounts if is_target for amount in open_.values()
+    )
+
+
+def touches_until_signature(
+    signed_on: Mapping[str, date], daily_touches: Iterable[tuple[str, date, int]]
+) -> dict[str, int]:
+    """Each won account's sales and marketing touches (all channels, whatever its tier or
+    target flag then) on the days up to and including its signature day ``signed_on``;
+    ``daily_touches`` holds (account, day, touches), other accounts' are ignored."""
+    totals = dict.fromkeys(signed_on, 0)
+    for domain, day, touches in daily_touches:
+        signed = signed_on.get(domain)
+        if signed is not None and day <= signed:
+            totals[domain] += touches
+    return totals
+
+
+def touches_per_won_account(
+    touches_until_won: Mapping[str, int], won: Collection[str]
+) -> float | None:
+    """Average touches per account won in the period: the touches until signature
+    (``touches_until_signature``) of the accounts ``won`` / their number (an account
+    without recorded touches counts with 0)."""
+    return per_account(sum(touches_until_won.get(domain, 0) for domain in won), len(won))
+
+
+@dataclass(frozen=True, slots=True)
+class Committee:
+    """One account's buying committee as known: its contacts, and its engaged
+    stakeholders (None when unknown: a state written before the committee score)."""
+
+    contacts: int
+    engaged: int | None
+
+
+def stakeholders(committees: Collection[Committee]) -> float | None:
+    """Stakeholders identified = contacts known per account (of those given: the target
+    accounts with an opportunity now)."""
+    return per_account(sum(c.contacts for c in committees), len(committees))
+
+
+def penetration(committees: Iterable[Committee]) -> float | None:
+    """Account penetration = engaged stakeholders per account, over the accounts whose
+    engaged stakeholders are known (an unknown count is left out, not taken as 0)."""
+    known = [c.engaged for c in committees if c.engaged is not None]
+    return per_account(sum(known), len(known))
 
 
 def total_revenue(new: float, renewals: float, expansion: float) -> float:
@@ -154,6 +249,15 @@ def stage_counts(stages: Iterable[Stage | None]) -> dict[Stage, int]:
         if stage is not None:
             counts[stage] += 1
     return counts
+
+
+def share_at_or_beyond(stages: Iterable[Stage | None], stage: Stage) -> float | None:
+    """Share of the accounts given whose stage now is ``stage`` or a later one, over all
+    of them (accounts without a stage included). A snapshot of the funnel, not a KPI of a
+    period: with ``Stage.ENGAGED`` it differs from ``engaged_share``."""
+    given = list(stages)
+    beyond = sum(1 for s in given if s is not None and s.rank >= stage.rank)
+    return ratio(beyond, len(given))
 
 
 def reached_counts(furthest_ranks: Iterable[int]) -> dict[Stage, int]:

@@ -87,10 +87,16 @@ async def target_count(session: AsyncSession, tier: int | None) -> int:
 
 
 async def stages_now(session: AsyncSession, tier: int | None) -> list[tuple[str | None, int, int]]:
-    """(current stage, furthest stage rank, accounts) of the accounts in the funnel's history."""
+    """(current stage, furthest stage rank, accounts) of the target accounts now (in the
+    tier now) in the funnel's history: the funnel counts target accounts, as its stage
+    entries do; an account never targeted, or no longer, is not counted."""
     query = (
         select(accounts.c.stage, accounts.c.furthest_stage_rank, func.count())
-        .where(accounts.c.furthest_stage_rank >= 0, *_current_tier(tier))
+        .where(
+            accounts.c.is_target.is_(True),
+            accounts.c.furthest_stage_rank >= 0,
+            *_current_tier(tier),
+        )
         .group_by(accounts.c.stage, accounts.c.furthest_stage_rank)
     )
     return [(stage, rank, n) for stage, rank, n in await session.execute(query)]
@@ -148,17 +154,17 @@ async def engaged_targets(session: AsyncSession, period: Period, tier: int | Non
     return int(await session.scalar(query) or 0)
 
 
-async def touches_until(session: AsyncSession, until: dict[str, date]) -> dict[str, int]:
-    """Each account's touches (whatever its tier or flag then) up to and including its day."""
+async def daily_touches(
+    session: AsyncSession, domains: Iterable[str]
+) -> list[tuple[str, date, int]]:
+    """(account, day, touches) of these accounts' days with activity, whatever their tier
+    or target flag then (``schemas.kpis.touches_until_signature`` picks the days)."""
+    wanted = sorted(set(domains))
+    if not wanted:
+        return []
     table = activity_daily.c
-    totals = dict.fromkeys(until, 0)
-    if not until:
-        return totals
-    query = select(table.domain, table.day, table.touches).where(table.domain.in_(sorted(until)))
-    for domain, day, touches in await session.execute(query):
-        if day <= until[domain]:
-            totals[domain] += int(touches)
-    return totals
+    query = select(table.domain, table.day, table.touches).where(table.domain.in_(wanted))
+    return [(domain, day, int(touches)) for domain, day, touches in await session.execute(query)]
 
 
 async def spends(session: AsyncSession, period: Period, tier: int | None) -> list[Spend]:
@@ -205,27 +211,43 @@ async def term_facts(session: AsyncSession, period: Period, tier: int | None) ->
     return [TermFact(domain, kind, at.date(), term_end) for domain, kind, at, term_end in rows]
 
 
-async def visitor_identification(
+async def visitor_sightings(
     session: AsyncSession, period: Period, tier: int | None
-) -> tuple[int, int]:
-    """(identified within the period, anonymous at some time within it): the visitors of
-    target accounts (in the tier now) still anonymous at the period's start or first seen
-    within it, and those of them that identified within it."""
+) -> list[tuple[datetime, datetime | None]]:
+    """(first seen, identified at) of the visitors of target accounts (in the tier now),
+    the inputs of ``schemas.kpis.deanonymisation``. Only narrowed, for its size, to
+    visitors first seen before the period's end and not identified before its start: the
+    rows that rule would leave out anyway."""
     table = visitors.c
-    anonymous: list[ColumnElement[bool]] = []
-    if period.start is not None:
-        anonymous = [table.identified_at.is_(None) | (table.identified_at >= period.start)]
-    seen = [] if period.end is None else [table.first_seen_at < period.end]
-    identified: ColumnElement[bool] = table.identified_at.is_not(None)
+    narrowed: list[ColumnElement[bool]] = []
     if period.end is not None:
-        identified = identified & (table.identified_at < period.end)
+        narrowed.append(table.first_seen_at < period.end)
+    if period.start is not None:
+        narrowed.append(table.identified_at.is_(None) | (table.identified_at >= period.start))
     query = (
-        select(func.count().filter(identified), func.count())
+        select(table.first_seen_at, table.identified_at)
         .select_from(visitors.join(accounts, accounts.c.domain == table.account))
-        .where(accounts.c.is_target.is_(True), *_current_tier(tier), *seen, *anonymous)
+        .where(accounts.c.is_target.is_(True), *_current_tier(tier), *narrowed)
     )
-    row = (await session.execute(query)).one()
-    return int(row[0] or 0), int(row[1] or 0)
+    return [
+        (_aware(seen), None if known is None else _aware(known))
+        for seen, known in await session.execute(query)
+    ]
+
+
+async def open_opportunities(
+    session: AsyncSession, tier: int | None
+) -> list[tuple[bool, dict[str, float]]]:
+    """(target now, open opportunities' amounts) of the target accounts (in the tier now),
+    whatever their stage: the inputs of ``schemas.kpis.pipeline``."""
+    query = select(accounts.c.is_target, accounts.c.state["open_opportunities"]).where(
+        accounts.c.is_target.is_(True), *_current_tier(tier)
+    )
+    return [
+        (bool(is_target), {str(k): float(v) for k, v in opened.items()})
+        for is_target, opened in await session.execute(query)
+        if isinstance(opened, dict) and opened
+    ]
 
 
 async def states_of(session: AsyncSession, domains: Iterable[str]) -> dict[str, dict[str, Any]]:

@@ -160,19 +160,19 @@ async def read_figures(session: AsyncSession, period: q.Period, tier: int | None
             k.spend_in_period(s.amount, s.first, s.last, period.first, period.last) for s in spends
         ),
         opportunity_states=await q.states_where(session, tier, accounts.c.stage == "opportunity"),
-        pipeline=_pipeline(
-            await q.states_where(session, tier, accounts.c.furthest_stage_rank >= 2)
-        ),
+        pipeline=k.pipeline(await q.open_opportunities(session, tier)),
         first_engaged={d: _moment(doc.get("first_engaged_at")) for d, doc in documents.items()},
-        touches_until_won=await q.touches_until(session, won_days),
+        touches_until_won=k.touches_until_signature(
+            won_days, await q.daily_touches(session, won_days)
+        ),
         revenue=await q.revenue(session, period, tier),
         renewal=k.renewal_outcome(
             await q.term_facts(session, period, tier), period.first, period.last
         ),
         nps_scores=await q.nps_scores(session, period, tier),
-        deanonymisation_rate=k.deanonymisation_rate(
-            *await q.visitor_identification(session, period, tier)
-        ),
+        deanonymisation_rate=k.deanonymisation(
+            await q.visitor_sightings(session, period, tier), period.start, period.end
+        ).rate,
         relationships={
             Stage.TARGET: await q.relationships(session, tier, PROSPECT_STAGES),
             Stage.RETENTION: await q.relationships(session, tier, CUSTOMER_STAGES),
@@ -189,14 +189,6 @@ def _first_entries(
         if entry.to_stage in stages:
             first.setdefault((entry.domain, entry.to_stage), entry.at)
     return first
-
-
-def _pipeline(documents: Iterable[dict[str, Any]]) -> float:
-    return math.fsum(
-        float(amount)
-        for document in documents
-        for amount in (document.get("open_opportunities") or {}).values()
-    )
 
 
 def _moment(value: object) -> datetime | None:
@@ -222,7 +214,7 @@ def stage_kpis(f: Figures) -> list[StageKpis]:
     regressions = Counter(
         e.from_stage for e in f.entries if k.is_regression(e.from_stage, e.to_stage)
     )
-    values = _values(f, {s: len(domains) for s, domains in entered.items()})
+    values = _values(f, entered)
     return [
         StageKpis(
             stage=stage.value,
@@ -244,10 +236,10 @@ def stage_kpis(f: Figures) -> list[StageKpis]:
     ]
 
 
-def _values(f: Figures, entered: dict[Stage, int]) -> dict[str, float | None]:
+def _values(f: Figures, entered: dict[Stage, set[str]]) -> dict[str, float | None]:
     targets = f.activity[True]
     everyone = {n: targets[n] + f.activity[False][n] for n in targets}
-    opportunities, won = entered[Stage.OPPORTUNITY], entered[Stage.WON]
+    opportunities, won = len(entered[Stage.OPPORTUNITY]), len(entered[Stage.WON])
     amounts = {kind: math.fsum(a for kd, a in f.revenue if kd == kind) for kind in _KINDS}
     return {
         "target_accounts": f.targets,
@@ -275,7 +267,9 @@ def _values(f: Figures, entered: dict[Stage, int]) -> dict[str, float | None]:
         "win_rate": k.win_rate(won, f.targets),
         "new_revenue": amounts["new"],
         "deal_cycle_days": _median_days(f, Stage.WON),
-        "touches_per_won_account": k.per_account(sum(f.touches_until_won.values()), won),
+        "touches_per_won_account": k.touches_per_won_account(
+            f.touches_until_won, entered[Stage.WON]
+        ),
         "cost_per_won_account": k.cost_per_account(f.spend, won),
         "renewed_customers": f.renewal.renewed,
         "renewal_rate": f.renewal.rate,
@@ -305,28 +299,24 @@ def _median_days(f: Figures, stage: Stage) -> float | None:
 
 
 def _committee(documents: list[dict[str, Any]]) -> dict[str, float | None]:
-    """Stakeholders and penetration per account with an opportunity, from the state: its
-    ``contacts`` (else the older ``contacts_seen`` keys), and the engaged stakeholders of
-    its committee score (unknown for states written before the score existed)."""
-    contacts = [d.get("contacts") for d in documents]
-    known = sum(
-        len(c) if isinstance(c, dict) else len(d.get("contacts_seen") or ())
-        for c, d in zip(contacts, documents, strict=True)
-    )
-    committees = [_committee_scores(d) for d in documents]
-    scored = [c for c in committees if c is not None]
-    return {
-        "stakeholders": k.per_account(known, len(documents)),
-        "penetration": k.per_account(sum(scored), len(scored)),
-    }
+    """Stakeholders and penetration (``schemas.kpis.stakeholders``, ``penetration``) of
+    the accounts with an opportunity, from their states."""
+    committees = [_committee_of(d) for d in documents]
+    return {"stakeholders": k.stakeholders(committees), "penetration": k.penetration(committees)}
 
 
-def _committee_scores(document: dict[str, Any]) -> int | None:
-    """Engaged stakeholders as the account's committee score counts them (engaged within
-    the engagement window, like the account detail), if the state has that score."""
+def _committee_of(document: dict[str, Any]) -> k.Committee:
+    """An account's committee as its state knows it: its ``contacts`` (else the older
+    ``contacts_seen`` keys), and the engaged stakeholders as its committee score counts
+    them (engaged within the engagement window, like the account detail); unknown for
+    states written before that score existed."""
+    contacts = document.get("contacts")
+    if not isinstance(contacts, dict):
+        contacts = document.get("contacts_seen") or ()
     committee = ((document.get("scores") or {}).get("committee")) or {}
     engaged = committee.get("engaged")
-    return engaged if isinstance(engaged, int) else None
+    known = engaged if isinstance(engaged, int) else None
+    return k.Committee(contacts=len(contacts), engaged=known)
 
 
 def _stage(value: str | None) -> Stage | None:

@@ -7,7 +7,6 @@ KPI of that cohort) and returns plain numbers; ratios are None over an empty den
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 from schemas import kpis
@@ -22,6 +21,7 @@ __all__ = [
     "stage_conversions",
     "stage_counts",
     "target_count",
+    "targets_engaged_or_beyond_share",
     "targets_engaged_share",
     "tier_counts",
 ]
@@ -56,14 +56,19 @@ def tier_counts(states: Iterable[AccountState]) -> dict[int, int]:
     return counts
 
 
-def targets_engaged_share(states: Iterable[AccountState]) -> float | None:
-    """% of target accounts engaged now: targets at stage engaged or beyond (an account
-    with an opportunity, or a customer, is engaged too) / all targets."""
-    targets = [state for state in states if state.is_target]
-    engaged = sum(1 for s in targets if s.stage is not None and s.stage.rank >= Stage.ENGAGED.rank)
-    return kpis.engaged_share(engaged, len(targets))
+def targets_engaged_or_beyond_share(states: Iterable[AccountState]) -> float | None:
+    """Share of the target accounts whose stage now is engaged or beyond (an account with
+    an opportunity, or a customer, counts) / all targets: a snapshot of the funnel, not
+    the KPI ``engaged_share`` (targets that engaged within a period, see
+    ``schemas.kpis.engaged_share``), which the states alone cannot tell."""
+    return kpis.share_at_or_beyond((s.stage for s in states if s.is_target), Stage.ENGAGED)
+
+
+# The former name: it read as the KPI ``engaged_share``, which this is not.
+targets_engaged_share = targets_engaged_or_beyond_share
 
 
 def pipeline_amount(states: Iterable[AccountState]) -> float:
-    """Pipeline: total amount of the open opportunities of target accounts."""
-    return math.fsum(state.pipeline for state in states if state.is_target)
+    """Pipeline (see ``schemas.kpis.pipeline``): the open opportunities' amounts of the
+    target accounts, whatever their stage."""
+    return kpis.pipeline((state.is_target, state.open_opportunities) for state in states)

@@ -395,3 +395,7 @@ async def test_the_funnel_s_target_accounts_and_engaged_share_are_the_kpis(
     # targets a, b, c, d, f, g; engaged in February: a and b
     assert (body["target_accounts"], kpis["target_accounts"]) == (6, 6)
     assert body["engaged_share"] == kpis["engaged_share"] == as_sent(2 / 6)
+    # /v1/kpis counts target accounts only: h is in no stage, nor reached any.
+    report = (await api.get("/v1/kpis", params=FEBRUARY, headers=READ)).json()
+    assert [s["accounts"] for s in report["stages"]] == [2, 1, 1, 1, 0, 1]
+    assert report["conversions"][2]["reached_to"] == 3  # won or beyond: a, f, g

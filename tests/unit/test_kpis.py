@@ -202,3 +202,73 @@ def test_cohorts_by_entry_month() -> None:
 
 def test_day_after() -> None:
     assert kpis.day_after(date(2026, 2, 28)) == date(2026, 3, 1)
+
+
+def test_engaged_share_is_not_the_share_at_or_beyond_engaged() -> None:
+    # 5 targets now: t (target), e (engaged), o (opportunity), w (won), x (no stage).
+    # Engaged or beyond now: e, o, w -> 3 / 5. Engaged within the period: only e and w
+    # (o's opportunity came without an engagement in it) -> 2 / 5.
+    stages = [Stage.TARGET, Stage.ENGAGED, Stage.OPPORTUNITY, Stage.WON, None]
+    assert kpis.share_at_or_beyond(stages, Stage.ENGAGED) == 0.6
+    assert kpis.engaged_share(2, 5) == 0.4
+    assert kpis.share_at_or_beyond([], Stage.ENGAGED) is None
+
+
+def test_deanonymisation_within_the_period() -> None:
+    start, end = datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)
+    jan, feb, mar = (datetime(2026, m, 10, tzinfo=UTC) for m in (1, 2, 3))
+    visitors = [
+        (jan, feb),  # anonymous at the start, identified within: counted, identified
+        (feb, None),  # first seen within, still anonymous: counted
+        (feb, mar),  # identified after the period: counted, not identified
+        (jan, jan),  # known before the period: out
+        (mar, None),  # came after the period: out
+        (jan, start),  # identified at the start's instant: counted, identified
+        (jan, end),  # identified at the end's instant (outside): counted, not identified
+    ]
+    outcome = kpis.deanonymisation(visitors, start, end)
+    assert (outcome.identified, outcome.anonymous) == (2, 5)
+    assert outcome.rate == 0.4
+    # Without a period: every visitor is counted, every identified one too: 5 of 7.
+    assert kpis.deanonymisation(visitors, None, None) == kpis.Deanonymisation(5, 7)
+    assert kpis.deanonymisation([], start, end).rate is None
+
+
+def test_pipeline_counts_open_opportunities_of_targets_whatever_their_stage() -> None:
+    accounts = [
+        (True, {"A": 5_000.0, "B": 2_500.0}),  # a target with an opportunity: 7,500
+        (True, {"U": 1_000.0}),  # a customer (target) with an upsell opportunity: 1,000
+        (True, {}),  # a target without any
+        (False, {"N": 90_000.0}),  # no target: out
+    ]
+    assert kpis.pipeline(accounts) == 8_500.0
+    assert kpis.pipeline([]) == 0.0
+
+
+def test_touches_per_won_account() -> None:
+    signed = {"a.com": date(2026, 2, 14), "b.com": date(2026, 2, 20)}
+    daily = [
+        ("a.com", date(2026, 1, 30), 2),
+        ("a.com", date(2026, 2, 14), 1),  # the signature day counts
+        ("a.com", date(2026, 2, 15), 7),  # after signing: not a touch to win it
+        ("b.com", date(2026, 2, 1), 4),
+        ("c.com", date(2026, 2, 1), 9),  # not won
+    ]
+    touches = kpis.touches_until_signature(signed, daily)
+    assert touches == {"a.com": 3, "b.com": 4}
+    assert kpis.touches_per_won_account(touches, {"a.com", "b.com"}) == 3.5
+    # d won without a recorded touch: 0 for it, (3 + 4 + 0) / 3
+    assert kpis.touches_per_won_account(touches, {"a.com", "b.com", "d.com"}) == 7 / 3
+    assert kpis.touches_per_won_account(touches, set()) is None
+
+
+def test_stakeholders_and_penetration() -> None:
+    committees = [
+        kpis.Committee(contacts=3, engaged=1),
+        kpis.Committee(contacts=5, engaged=2),
+        kpis.Committee(contacts=1, engaged=None),  # engaged stakeholders unknown
+    ]
+    assert kpis.stakeholders(committees) == 3.0  # (3 + 5 + 1) / 3 accounts
+    assert kpis.penetration(committees) == 1.5  # (1 + 2) / 2 accounts scored
+    assert kpis.stakeholders([]) is None
+    assert kpis.penetration([kpis.Committee(contacts=2, engaged=None)]) is None
