@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from schemas.events import AccountUpserted, PageViewed, SurgeStarted
+from schemas.events import AccountUpserted, PageViewed, SurgeEnded, SurgeStarted
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 from services.funnel import repository as funnel_repository
@@ -26,7 +26,6 @@ from services.kit.runner import quiet_server
 from tests.harness import wait_until_ready
 
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
-READ = {"Authorization": "Bearer reader"}
 READ = {"Authorization": "Bearer reader"}
 
 
@@ -78,6 +77,18 @@ async def seed(url: str) -> None:
         await intent_repository.record_surges(session, [surge])
         await store_api_token(session, "reader", "crm-plugin", frozenset({"read"}))
         await store_api_token(session, "writer", "loader", frozenset({"write"}))
+    await engine.dispose()
+
+
+async def record_surges_as_intent_does(
+    url: str, changes: Sequence[SurgeStarted | SurgeEnded]
+) -> None:
+    """What the intent service writes for its surge events, in one transaction (see
+    ``IntentHandler.apply``): the surges table and the change log."""
+    engine = db.create_engine(url=url)
+    async with db.create_sessionmaker(engine)() as session, session.begin():
+        await intent_repository.record_surges(session, changes)
+        await record_changes(session, changes)
     await engine.dispose()
 
 

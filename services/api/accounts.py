@@ -78,6 +78,7 @@ async def get_account(
         revenue=_revenue(state),
         activity={k: int(v) for k, v in state.get("counters", {}).items()},
         stage_rule=state.get("stage_rule"),
+        stage_cause_event_ids=[str(i) for i in state.get("stage_cause_event_ids") or ()],
         surges=active,
         stage_history=[_stage_transition(t) for t in in_order_made(_of_kind(history, "stage"))],
         tier_history=[_tier_transition(t) for t in in_order_made(_of_kind(history, "tier"))],

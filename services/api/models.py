@@ -116,7 +116,11 @@ class AccountDetail(AccountSummary):
     )
     revenue: Revenue
     activity: dict[str, int] = Field(description="Touches per channel since first seen")
-    stage_rule: str | None
+    stage_rule: str | None = Field(description="The rule that moved the account into its stage.")
+    stage_cause_event_ids: list[str] = Field(
+        description="Ids of the events that made that move (its evidence), as in the last "
+        "`stage_history` entry."
+    )
     surges: list[ActiveSurge]
     stage_history: list[StageTransition]
     tier_history: list[TierTransition]

@@ -72,6 +72,10 @@ async def test_account_detail_explains_itself_and_revalidates_with_etag(
     assert body["stage"] == "engaged" and body["surging"] is True
     assert [s["topic"] for s in body["surges"]] == ["pricing"]
     assert [t["to_stage"] for t in body["stage_history"]] == ["target", "engaged"]
+    # The current stage with since-when and why: its rule and its evidence event ids.
+    last_move = body["stage_history"][-1]
+    assert (body["stage_since"], body["stage_rule"]) == (last_move["at"], last_move["rule"])
+    assert body["stage_cause_event_ids"] == last_move["cause_event_ids"] == ["p3"]
     assert body["tier_history"] and all(  # the configuration that decided each move
         t["config_version"] == FunnelConfig().version
         for t in body["stage_history"] + body["tier_history"]
