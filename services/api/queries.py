@@ -180,8 +180,11 @@ async def surge_page(
 async def stage_counts(
     session: AsyncSession, tier: int | None = None
 ) -> tuple[dict[str, int], dict[int, int]]:
-    """(accounts per current stage, accounts per furthest stage rank reached)."""
-    in_tier = [accounts.c.tier == tier] if tier is not None else []
+    """(target accounts per current stage, target accounts per furthest stage rank reached):
+    the funnel is of target accounts, as the KPIs of /v1/kpis are."""
+    in_tier: list[ColumnElement[bool]] = [accounts.c.is_target.is_(True)]
+    if tier is not None:
+        in_tier.append(accounts.c.tier == tier)
     current = await session.execute(
         select(accounts.c.stage, func.count())
         .where(accounts.c.stage.is_not(None), *in_tier)
