@@ -10,7 +10,14 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import EmailStr, Field, NonNegativeFloat, TypeAdapter, model_validator
+from pydantic import (
+    EmailStr,
+    Field,
+    NonNegativeFloat,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 from schemas.envelope import Envelope, LongText, Model, ShortText
 
@@ -92,8 +99,19 @@ class AccountUpserted(Envelope):
     technologies: list[ShortText] = Field(default_factory=list, max_length=200)
     funding: ShortText | None = None
     customer_count: int | None = Field(default=None, ge=0)
+    maturity: ShortText | None = Field(
+        default=None,
+        description="Lower-cased; typically startup, growth, established or enterprise.",
+    )
     owner: ShortText | None = None
     target: bool | None = Field(default=None, description="Explicit targeting; None = by fit.")
+
+    @field_validator("maturity")
+    @classmethod
+    def _lower_case_maturity(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return value.strip().lower() or None
 
     @model_validator(mode="after")
     def _names_its_account(self) -> AccountUpserted:

@@ -62,7 +62,9 @@ class IcpConfig(_Config):
 
     The default describes a B2B SaaS vendor: software / SaaS / fintech companies in the US,
     Canada, the UK or Germany, 50 to 5,000 employees, revenue of $5M or more, running a CRM
-    or ERP, funded, with a customer base of their own.
+    or ERP, funded, with a customer base of their own. ``maturity`` (typically "startup",
+    "growth", "established" or "enterprise") is optional and absent by default: without it
+    the criterion neither scores nor appears in the fit breakdown.
     """
 
     industries: ValuesCriterion = Field(default_factory=_default_industries)
@@ -72,6 +74,7 @@ class IcpConfig(_Config):
     technologies: ValuesCriterion = Field(default_factory=_default_technologies)
     funding: ValuesCriterion = Field(default_factory=_default_funding)
     customer_count: RangeCriterion = RangeCriterion(min=100, weight=5)
+    maturity: ValuesCriterion | None = None
 
 
 class EngagementWeights(_Config):

@@ -6,13 +6,14 @@ earned, so the contributions always add up to the score (up to rounding to 2 dec
 
 Matching, case-insensitive and ignoring punctuation (``"Series-B"`` is ``"series b"``):
 
-- values criteria (industry, country, funding): the account's value contains one of the
+- values criteria (industry, country, funding, maturity): the account's value contains one of the
   configured values as whole words (``"Computer Software"`` matches ``"software"``);
 - technologies: any of the account's technologies matches any configured value that way;
 - range criteria (employees, annual revenue, customer count): the number lies within the
   bounds, both inclusive.
 
-An unknown attribute never matches, so an account nobody described scores 0.
+An unknown attribute never matches, so an account nobody described scores 0. The maturity
+criterion is optional: when the ICP has none it is left out of the breakdown altogether.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Firmographics(_Frozen):
     technologies: tuple[str, ...] = ()
     funding: str | None = None
     customer_count: int | None = None
+    maturity: str | None = None
     owner: str | None = None
 
 
@@ -81,7 +83,7 @@ def score_fit(firmographics: Firmographics, icp: IcpConfig) -> FitScore:
 
 def _matches(firm: Firmographics, icp: IcpConfig) -> list[tuple[str, bool, float]]:
     """(criterion, matched, weight) for every criterion, in a fixed order."""
-    return [
+    matches = [
         ("industry", _matches_values([firm.industry], icp.industries), icp.industries.weight),
         ("country", _matches_values([firm.country], icp.countries), icp.countries.weight),
         ("employees", _in_range(firm.employees, icp.employees), icp.employees.weight),
@@ -102,6 +104,11 @@ def _matches(firm: Firmographics, icp: IcpConfig) -> list[tuple[str, bool, float
             icp.customer_count.weight,
         ),
     ]
+    if icp.maturity is not None:
+        matches.append(
+            ("maturity", _matches_values([firm.maturity], icp.maturity), icp.maturity.weight)
+        )
+    return matches
 
 
 def normalize_words(text: str) -> str:

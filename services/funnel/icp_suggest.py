@@ -74,6 +74,7 @@ def suggest_icp(
         employees=_range(kept["employees"], EMPLOYEE_BANDS, weights["employees"]),
         annual_revenue=_range(kept["annual_revenue"], REVENUE_BANDS, weights["annual_revenue"]),
         customer_count=_range(kept["customer_count"], CUSTOMER_BANDS, weights["customer_count"]),
+        maturity=_values(kept["maturity"], weights["maturity"]) if kept["maturity"] else None,
     )
     ranked = sorted((e for items in evidence.values() for e in items), key=lambda e: -e.lift)
     return icp, ranked
@@ -141,6 +142,7 @@ ATTRIBUTES: dict[str, Callable[[Firmographics], Iterable[str]]] = {
     "industry": lambda f: _text(f.industry),
     "country": lambda f: _text(f.country),
     "funding": lambda f: _text(f.funding),
+    "maturity": lambda f: _text(f.maturity),
     "technologies": lambda f: [t.strip().lower() for t in f.technologies if t.strip()],
     "employees": lambda f: _band(f.employees, EMPLOYEE_BANDS),
     "annual_revenue": lambda f: _band(f.annual_revenue, REVENUE_BANDS),

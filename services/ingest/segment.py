@@ -55,6 +55,7 @@ FIRMOGRAPHIC_TRAITS: Mapping[str, str] = {
     "technologies": "technologies",
     "funding": "funding",
     "customer_count": "customer_count",
+    "maturity": "maturity",
     "owner": "owner",
     "target": "target",
 }

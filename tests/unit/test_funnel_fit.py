@@ -91,6 +91,43 @@ def test_weights_are_normalised_to_100_points() -> None:
     assert fit.score == 66.67
 
 
+def test_a_configured_maturity_criterion_contributes_its_weight() -> None:
+    # Weights: industry 80, maturity 20, the rest 0 -> total 100, so points = weights.
+    icp = IcpConfig(
+        industries=ValuesCriterion(values=("software",), weight=80),
+        countries=ValuesCriterion(),
+        employees=RangeCriterion(),
+        annual_revenue=RangeCriterion(),
+        technologies=ValuesCriterion(),
+        funding=ValuesCriterion(),
+        customer_count=RangeCriterion(),
+        maturity=ValuesCriterion(values=("growth", "established"), weight=20),
+    )
+    growing = score_fit(Firmographics(industry="Software", maturity="Growth"), icp)
+    assert growing.score == 100.0
+    assert growing.contributions[-1] == FitContribution(
+        criterion="maturity", matched=True, weight=20, points=20.0
+    )
+    young = score_fit(Firmographics(industry="Software", maturity="startup"), icp)
+    assert young.score == 80.0
+    assert young.contributions[-1] == FitContribution(
+        criterion="maturity", matched=False, weight=20, points=0.0
+    )
+    unknown = score_fit(Firmographics(industry="Software"), icp)
+    assert unknown.score == 80.0 and not unknown.contributions[-1].matched
+
+
+def test_maturity_is_absent_by_default_and_loads_from_json(tmp_path: Path) -> None:
+    assert DEFAULT_ICP.maturity is None
+    fit = score_fit(Firmographics(maturity="enterprise"), DEFAULT_ICP)
+    assert "maturity" not in {c.criterion for c in fit.contributions}
+    path = tmp_path / "funnel.json"
+    path.write_text(json.dumps({"icp": {"maturity": {"values": ["enterprise"], "weight": 5}}}))
+    icp = load_funnel_config(path).icp
+    assert icp.maturity == ValuesCriterion(values=("enterprise",), weight=5)
+    assert icp.industries == DEFAULT_ICP.industries
+
+
 def test_values_match_whole_words_only() -> None:
     icp = IcpConfig(countries=ValuesCriterion(values=("us",), weight=1))
     assert score_fit(Firmographics(country="US"), icp).contributions[1].matched

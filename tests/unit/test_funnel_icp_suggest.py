@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from schemas.events import Stage
+from services.funnel.config import ValuesCriterion
 from services.funnel.fit import Firmographics
 from services.funnel.icp_cli import learning_pair
 from services.funnel.icp_suggest import Thresholds, suggest_icp
@@ -35,6 +36,27 @@ def test_over_represented_values_become_weighted_criteria() -> None:
     assert icp.industries.weight == pytest.approx(100 * 1.4286 / (1.4286 + 2.0), abs=0.1)
     assert icp.countries.weight == 0 and icp.annual_revenue.weight == 0
     assert evidence[0].attribute == "employees"  # strongest lift first
+
+
+def test_an_over_represented_maturity_becomes_a_criterion() -> None:
+    def firm(maturity: str) -> Firmographics:
+        return Firmographics(industry="software", maturity=maturity)
+
+    accounts = (
+        [(firm("established"), True)] * 4
+        + [(firm("growth"), True)]
+        + [(firm("established"), False)]
+        + [(firm("startup"), False)] * 4
+    )
+    icp, evidence = suggest_icp(accounts)
+    # established: support 4/5 = 0.8, base 5/10 = 0.5 -> lift 1.6 (kept);
+    # growth: support 1/5 = 0.2, base 1/10 -> lift 2.0 (kept: support 0.2 is enough);
+    # industry software: 5/5 vs 10/10 -> lift 1.0 (dropped).
+    lifts = {(e.attribute, e.value): round(e.lift, 2) for e in evidence}
+    assert lifts[("maturity", "established")] == 1.6 and lifts[("maturity", "growth")] == 2.0
+    assert icp.maturity == ValuesCriterion(values=("established", "growth"), weight=100.0)
+    assert icp.industries.weight == 0
+    assert suggest_icp(ACCOUNTS)[0].maturity is None  # no maturity known: no criterion
 
 
 def test_thresholds_and_too_little_evidence() -> None:

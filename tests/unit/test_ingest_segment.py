@@ -41,6 +41,18 @@ def test_group_call_becomes_account_upserted_with_firmographics() -> None:
     )
 
 
+def test_group_trait_maturity_maps_onto_the_event_lower_cased() -> None:
+    event = to_event(
+        msg("group", groupId="acme.com", traits={"maturity": " Growth ", "funding": "Seed"}),
+        RECEIVED,
+        nobody,
+    )
+    assert event is not None and event.type == "account_upserted"
+    assert (event.maturity, event.funding) == ("growth", "Seed")
+    bare = to_event(msg("group", groupId="acme.com", traits={"name": "Acme"}), RECEIVED, nobody)
+    assert bare is not None and bare.type == "account_upserted" and bare.maturity is None
+
+
 def test_identify_names_the_account_by_email_domain_but_never_free_mail() -> None:
     work = to_event(
         msg("identify", anonymousId="a1", traits={"email": "jo@Initech.io"}), RECEIVED, nobody
