@@ -10,11 +10,12 @@ from fastapi import FastAPI, Request, Response
 from services.ingest.collect import start_resolution_series
 from services.ingest.company_ranges import CompanyRanges
 from services.ingest.company_ranges import stop as stop_refreshing
+from services.ingest.errors import Problem, problem_response
 from services.ingest.identity import VisitorAccounts
 from services.ingest.observe import start_series
 from services.ingest.pixel_path import PixelFastPath
 from services.ingest.publishing import Publisher
-from services.ingest.routes import Problem, problem_response, router
+from services.ingest.routes import router
 from services.ingest.settings import IngestSettings
 from services.ingest.snowplow_routes import router as snowplow_router
 from services.ingest.state import IngestState

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-import gzip
-import json
 import os
 import uuid
-import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from services.ingest.bodies import json_body
 from services.ingest.client_address import request_context
 from services.ingest.collect import Collected, Translate, collect
-from services.ingest.errors import RejectedMessage
+from services.ingest.errors import RETRY_AFTER_S, Problem, RejectedMessage
 from services.ingest.native import collect_native
 from services.ingest.observe import observe_published
 from services.ingest.openapi_docs import (
@@ -75,15 +73,6 @@ class SingleCall(StrEnum):
 
 
 SINGLE_CALLS = frozenset(c.value for c in SingleCall)
-
-# Retry-After of a 503: the broker or the database failed the request, not its sender.
-RETRY_AFTER_S = "5"
-
-
-class Problem(Exception):
-    def __init__(self, status: int, field: str, reason: str, headers: dict[str, str] | None = None):
-        super().__init__(reason)
-        self.status, self.field, self.reason, self.headers = status, field, reason, headers or {}
 
 
 def _batch_items(state: IngestState, body: dict[str, Any], field: str, noun: str) -> list[Any]:
@@ -338,42 +327,6 @@ async def write_key_access(state: IngestState, key: str, field: str) -> WriteKey
         ) from error
 
 
-async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
-    raw = await _bounded_body(request, max_bytes)
-    if request.headers.get("content-encoding", "").lower() == "gzip":
-        raw = _gunzip(raw, max_bytes)
-    try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise Problem(400, "body", "not valid JSON") from None
-    except RecursionError:  # e.g. 10 KB of "[": deeper than the parser goes
-        raise Problem(400, "body", "nested too deeply") from None
-    if not isinstance(document, dict):
-        raise Problem(400, "body", "must be a JSON object")
-    return document
-
-
-async def _bounded_body(request: Request, max_bytes: int) -> bytes:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise Problem(413, "body", f"larger than {max_bytes // 1024} KB")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _gunzip(raw: bytes, max_bytes: int) -> bytes:
-    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        data = decompressor.decompress(raw, max_bytes + 1)
-    except (zlib.error, gzip.BadGzipFile):
-        raise Problem(400, "body", "Content-Encoding is gzip but the body is not") from None
-    if len(data) > max_bytes:
-        raise Problem(413, "body", f"larger than {max_bytes // 1024} KB once decompressed")
-    return data
-
-
 def _sent_at(body: dict[str, Any], field: str = "sentAt") -> datetime | None:
     try:
         return parse_time(body.get(field))
@@ -386,16 +339,3 @@ def _context(body: dict[str, Any]) -> dict[str, Any] | None:
     if context is not None and not isinstance(context, dict):
         raise Problem(400, "context", "must be an object")
     return context
-
-
-def problem_response(problem: Problem) -> JSONResponse:
-    return JSONResponse(
-        {
-            "success": False,
-            "status": problem.status,
-            "field": problem.field,
-            "reason": problem.reason,
-        },
-        status_code=problem.status,
-        headers=problem.headers,
-    )

@@ -19,17 +19,17 @@ from typing import Annotated, Any, TypeGuard
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
+from services.ingest.bodies import json_body
 from services.ingest.client_address import request_context
 from services.ingest.collect import collect
+from services.ingest.errors import Problem
 from services.ingest.openapi_docs import SNOWPLOW_PIXEL_QUERY, SNOWPLOW_TP2_BODY
 from services.ingest.pixel import GIF, NO_CACHE
 from services.ingest.routes import (
     KEY_LOOKUP_FAILED,
     PROBLEMS,
     BatchAccepted,
-    Problem,
     accepted,
-    json_body,
     publish_collected,
     write_key_access,
 )

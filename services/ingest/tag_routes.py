@@ -7,15 +7,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
+from services.ingest.bodies import json_body
 from services.ingest.client_address import request_context
+from services.ingest.errors import Problem
 from services.ingest.openapi_docs import BEACON_BODY
 from services.ingest.routes import (
     PROBLEMS,
     BatchAccepted,
-    Problem,
     accepted,
     collect_single,
-    json_body,
 )
 from services.ingest.state import IngestState
 from services.ingest.tag import TAG_ETAG, TAG_HEADERS, TAG_JS, cors_headers

@@ -81,16 +81,7 @@ async def test_changes_are_delivered_signed_and_retried(
             await record_changes(
                 session,
                 [
-                    StageChanged(
-                        event_id="s1",
-                        occurred_at=T0,
-                        received_at=T0,
-                        account="acme.com",
-                        source="funnel",
-                        to_stage="target",
-                        rule="fit_above_threshold",
-                        config_version="v",
-                    ),
+                    stage_changed("s1"),
                     TierChanged(
                         event_id="t1",
                         occurred_at=T0,
