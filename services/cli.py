@@ -127,11 +127,25 @@ def _icp_suggest(args: argparse.Namespace) -> None:
     run_icp_suggest(CommonSettings(), args.out, thresholds)
 
 
-def _replay(args: argparse.Namespace) -> None:
-    from services.funnel.replay_cli import run_replay
-    from services.kit.settings import CommonSettings
+def _replay(args: argparse.Namespace) -> int:
+    from services.funnel.replay_cli import ReplayTargetNotEmpty, run_replay
+    from services.funnel.settings import FunnelSettings
 
-    run_replay(CommonSettings(), args.events, args.config, args.out, args.compare)
+    settings = FunnelSettings()
+    try:
+        run_replay(
+            settings,
+            args.events,
+            args.config,
+            args.out,
+            args.compare,
+            into=args.into,
+            timeline_days=settings.funnel_timeline_days,
+        )
+    except ReplayTargetNotEmpty as error:
+        print(f"abm replay --into: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _schemas(args: argparse.Namespace) -> int:
@@ -228,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--config", type=Path, help="a funnel configuration to back-test")
     replay.add_argument("--out", type=Path, help="write the replayed states (JSON lines)")
     replay.add_argument("--compare", action="store_true", help="diff stages and tiers with live")
+    replay.add_argument(
+        "--into",
+        metavar="DATABASE_URL",
+        help="write all the replayed funnel state (accounts, history, KPI facts, change feed, "
+        "timeline) into this new database, for the API to serve: a back-test of the KPIs",
+    )
     replay.set_defaults(handler=_replay)
     schemas = commands.add_parser("schemas", help="export the event JSON Schemas")
     schemas.add_argument("--check", action="store_true", help="fail if the files are stale")

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +21,14 @@ from typing import Any
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 from schemas import topics
 from schemas.envelope import Envelope
-from schemas.events import encode_event
+from schemas.events import ClockTicked, encode_event
 from services.kit import db
 from services.kit.broker import free_port
-from services.kit.tables import consumer_offsets
+from services.kit.tables import consumer_offsets, metadata
 
 PG_VERSIONS = ("17", "16", "15")
 
@@ -212,12 +212,18 @@ async def wait_until_ready(base_url: str, timeout_s: float = 30.0) -> None:
 
 
 # --- broker and progress helpers shared by the integration tests and the benchmarks ---
-async def produce(bootstrap: str, events: Sequence[Envelope]) -> None:
+async def produce(
+    bootstrap: str, events: Sequence[Envelope], topic: str = topics.EVENTS.name
+) -> None:
+    """Produce ``events`` onto ``topic``, keyed by account (a ``ClockTicked`` onto its own
+    partition, as the funnel's clock sends it)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
         pending = [
-            await producer.send(topics.EVENTS.name, encode_event(e), key=e.account_key.encode())
+            await producer.send(topic, encode_event(e), partition=e.partition)
+            if isinstance(e, ClockTicked)
+            else await producer.send(topic, encode_event(e), key=e.account_key.encode())
             for e in events
         ]
         await asyncio.gather(*pending)
@@ -225,39 +231,85 @@ async def produce(bootstrap: str, events: Sequence[Envelope]) -> None:
         await producer.stop()
 
 
-async def stored_progress(url: str) -> int:
-    """Sum of the funnel's stored next offsets on the events topic: events consumed."""
+async def stored_progress(url: str, topic: str = topics.EVENTS.name) -> int:
+    """Sum of the funnel's stored next offsets on ``topic``: its records consumed."""
     engine = db.create_engine(url=url)
     try:
-        return await _progress(engine)
+        return await _progress(engine, topic=topic)
     finally:
         await engine.dispose()
 
 
-async def _progress(engine: Any, group: str = topics.FUNNEL_GROUP) -> int:
+async def _progress(
+    engine: Any, group: str = topics.FUNNEL_GROUP, topic: str = topics.EVENTS.name
+) -> int:
     async with engine.connect() as connection:
         total = await connection.scalar(
             select(func.coalesce(func.sum(consumer_offsets.c.next_offset), 0))
             .where(consumer_offsets.c.group_id == group)
-            .where(consumer_offsets.c.topic == topics.EVENTS.name)
+            .where(consumer_offsets.c.topic == topic)
         )
     return int(total or 0)
 
 
 async def wait_for_progress(
-    url: str, beyond: int, timeout_s: float = 60, group: str = topics.FUNNEL_GROUP
+    url: str,
+    beyond: int,
+    timeout_s: float = 60,
+    group: str = topics.FUNNEL_GROUP,
+    topic: str = topics.EVENTS.name,
 ) -> int:
-    """Poll (one engine, every 50 ms) until ``group`` consumed more than ``beyond`` events."""
+    """Poll (one engine, every 50 ms) until ``group`` consumed more than ``beyond`` records
+    of ``topic``."""
     engine = db.create_engine(url=url)
     try:
         for _ in range(int(timeout_s / 0.05)):
-            progress = await _progress(engine, group)
+            progress = await _progress(engine, group, topic)
             if progress > beyond:
                 return progress
             await asyncio.sleep(0.05)
     finally:
         await engine.dispose()
     raise AssertionError(f"no progress beyond {beyond} offsets")
+
+
+# Columns whose values depend on wall-clock time or on commit interleaving, not on the
+# events: a random token per state write, the change log's commit order, and when a row
+# was written.
+VOLATILE_COLUMNS = {
+    "accounts": {"revision"},
+    "account_changes": {"seq", "txid"},
+    "processed_events": {"processed_at"},
+    "consumer_offsets": {"updated_at"},
+}
+
+
+async def table_rows(url: str) -> dict[str, list[dict[str, Any]]]:
+    """Every table's rows, the ``VOLATILE_COLUMNS`` left out, in a canonical order: for
+    comparing what two runs wrote."""
+    engine = db.create_engine(url=url)
+    contents: dict[str, list[dict[str, Any]]] = {}
+    try:
+        async with engine.connect() as connection:
+            for table in metadata.sorted_tables:
+                skip = VOLATILE_COLUMNS.get(table.name, set())
+                columns = [c for c in table.columns if c.name not in skip]
+                rows = (await connection.execute(select(*columns))).mappings().all()
+                contents[table.name] = sorted((dict(row) for row in rows), key=_canonical_key)
+    finally:
+        await engine.dispose()
+    return contents
+
+
+def canonical_rows(table: Table, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` as ``table_rows`` reads them back from ``table``."""
+    skip = VOLATILE_COLUMNS.get(table.name, set())
+    names = [c.name for c in table.columns if c.name not in skip]
+    return sorted(({name: row[name] for name in names} for row in rows), key=_canonical_key)
+
+
+def _canonical_key(row: Mapping[str, Any]) -> str:
+    return repr(tuple(row.values()))
 
 
 async def consume_all(bootstrap: str, topic: str, at_least: int) -> list[Any]:

@@ -21,7 +21,8 @@ from pydantic import ValidationError
 
 from schemas.events import Event, StageChanged, TierChanged, decode_event
 from services.funnel.config import FunnelConfig
-from services.funnel.processing import apply_events
+from services.funnel.facts import Fact
+from services.funnel.processing import apply_events_with_facts
 from services.funnel.state import AccountState
 
 
@@ -45,6 +46,17 @@ class Comparison:
     tier_changes: Counter[tuple[int | None, int | None]] = field(default_factory=Counter)
 
 
+@dataclass(frozen=True)
+class ReplayBatch:
+    """One batch of a replay: its events (de-duplicated), what the pure core made of them
+    (the states they changed, the stage and tier changes, the KPI facts)."""
+
+    events: list[Event]
+    changed: dict[str, AccountState]
+    outputs: list[StageChanged | TierChanged]
+    facts: list[Fact]
+
+
 def replay(
     events: Iterable[bytes | Event],
     config: FunnelConfig,
@@ -54,9 +66,24 @@ def replay(
     """Apply ``events`` (encoded, or decoded already) in the order given, from empty
     state; ``history``: keep the outputs too. For the topics' or a file's records, give
     them in replay order (``replay_order.in_replay_order``)."""
-    states: dict[str, AccountState] = {}
+    result = empty_replay()
+    for applied in replay_batches(events, config, result, batch):
+        if history:
+            result.outputs += applied.outputs
+    return result
+
+
+def empty_replay() -> Replay:
+    return Replay(states={}, transitions=0, applied=0, duplicates=0, undecodable=0)
+
+
+def replay_batches(
+    events: Iterable[bytes | Event], config: FunnelConfig, result: Replay, batch: int = 5000
+) -> Iterator[ReplayBatch]:
+    """``replay`` batch by batch, keeping ``result`` up to date (its states, its counts;
+    not its outputs): for a caller that writes each batch somewhere (``abm replay
+    --into``)."""
     seen: set[str] = set()
-    result = Replay(states=states, transitions=0, applied=0, duplicates=0, undecodable=0)
     for chunk in _chunks(_decoded(events, result), batch):
         fresh: list[Event] = []
         for event in chunk:
@@ -65,13 +92,11 @@ def replay(
                 continue
             seen.add(event.event_id)
             fresh.append(event)
-        changed, outputs = apply_events(states, fresh, config)
-        states.update(changed)
+        changed, outputs, facts = apply_events_with_facts(result.states, fresh, config)
+        result.states.update(changed)
         result.applied += len(fresh)
         result.transitions += len(outputs)
-        if history:
-            result.outputs += outputs
-    return result
+        yield ReplayBatch(fresh, changed, outputs, facts)
 
 
 def compare(

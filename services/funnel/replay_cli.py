@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 
 from schemas import topics
-from services.funnel.config import load_funnel_config
+from services.funnel.config import FunnelConfig, load_funnel_config
 from services.funnel.replay import (
+    ReplayBatch,
     compare,
     dump_states,
+    empty_replay,
     read_event_file,
     render_comparison,
     replay,
+    replay_batches,
     summary,
 )
 from services.funnel.replay_order import (
@@ -30,9 +34,19 @@ from services.funnel.replay_order import (
     in_replay_order,
     values_in_replay_order,
 )
-from services.kit import db
+from services.funnel.service import FunnelHandler
+from services.kit import db, migrate
 from services.kit.settings import CommonSettings
-from services.kit.tables import accounts
+from services.kit.tables import (
+    account_changes,
+    account_events,
+    account_transitions,
+    accounts,
+    activity_daily,
+    campaign_spend,
+    nps_answers,
+    revenue_events,
+)
 
 _STALLED_POLLS = 20  # empty fetches in a row, with partitions behind, before giving up
 
@@ -108,15 +122,29 @@ def run_replay(
     config: Path | None,
     out: Path | None,
     compare_live: bool,
+    into: str | None = None,
+    timeline_days: float = 30.0,
 ) -> None:
+    """Replay, print the summary; then, as asked, write the states to ``out``, compare them
+    with the live database, and write everything the funnel keeps into the database
+    ``into`` (migrated first; it must hold no funnel state)."""
     funnel_config = load_funnel_config(config)
     records = (
         file_records(read_event_file(events))
         if events
         else asyncio.run(read_records(settings.kafka_bootstrap))
     )
-    result = replay(in_replay_order(records), funnel_config)
+    ordered = in_replay_order(records)
+    if into is None:
+        result = replay(ordered, funnel_config)
+    else:
+        migrate.upgrade(into)
+        result = empty_replay()
+        batches = replay_batches(ordered, funnel_config, result)
+        asyncio.run(write_replay(into, batches, funnel_config, timeline_days))
     print(json.dumps({"config_version": funnel_config.version, **summary(result)}, indent=2))
+    if into is not None:
+        print(f"funnel state written to {make_url(into).render_as_string(hide_password=True)}")
     if out is not None:
         dump_states(result.states, out)
         print(f"states written to {out}")
@@ -126,3 +154,48 @@ def run_replay(
                 compare(result.states, asyncio.run(live_state(settings.database_url)))
             )
         )
+
+
+class ReplayTargetNotEmpty(RuntimeError):
+    """``abm replay --into`` refuses a database that holds funnel state already."""
+
+
+# What the funnel writes (besides its consumer bookkeeping): a replay writes all of them.
+FUNNEL_TABLES = (
+    accounts,
+    account_transitions,
+    account_events,
+    account_changes,
+    activity_daily,
+    campaign_spend,
+    nps_answers,
+    revenue_events,
+)
+
+
+async def write_replay(
+    url: str, batches: Iterable[ReplayBatch], config: FunnelConfig, timeline_days: float
+) -> None:
+    """Write each replayed batch into the database at ``url`` as the funnel consumer writes
+    a batch (``FunnelHandler.store``): states, history, KPI facts, change feed, timeline.
+    Consumer offsets and applied ids are not written: the database is for reading (the API
+    serves it), not for a consumer to continue from."""
+    engine = db.create_engine(url=url)
+    try:
+        sessions = db.create_sessionmaker(engine)
+        async with engine.connect() as connection:
+            for table in FUNNEL_TABLES:
+                if await connection.scalar(select(table).limit(1).exists().select()):
+                    raise ReplayTargetNotEmpty(
+                        f"{table.name} is not empty: replay into a new database"
+                    )
+        handler = FunnelHandler(config, cache_size=0, timeline_days=timeline_days)
+        for batch in batches:
+            async with sessions() as session, session.begin():
+                await handler.store(
+                    session, batch.events, batch.changed, batch.outputs, batch.facts
+                )
+        async with sessions() as session, session.begin():
+            await handler.prune_timeline(session)
+    finally:
+        await engine.dispose()

@@ -93,24 +93,35 @@ async def record_transitions(
 ) -> None:
     """Store ``changes``, numbered from ``states``, their accounts' states after them (see
     ``transition_numbers``); without those, unnumbered (ordered by id within a moment)."""
-    numbers = transition_numbers(changes, states or {})
-    rows = [_transition(c, n) for c, n in zip(changes, numbers, strict=True)]
-    await insert_new_rows(session, account_transitions, rows)
+    await insert_new_rows(session, account_transitions, transition_rows(changes, states or {}))
+
+
+def transition_rows(
+    changes: Sequence[StageChanged | TierChanged], states: Mapping[str, AccountState]
+) -> list[dict[str, object]]:
+    """The ``account_transitions`` rows of ``changes`` (see ``record_transitions``)."""
+    numbers = transition_numbers(changes, states)
+    return [_transition(c, n) for c, n in zip(changes, numbers, strict=True)]
 
 
 async def record_facts(session: AsyncSession, facts: Sequence[Fact]) -> None:
     """Add the activity to the daily counters; store spend, NPS and revenue (by event id,
     so a replayed one is stored once)."""
-    await add_to_rows(session, activity_daily, _activity_rows(facts), list(_ACTIVITY_KEYS))
-    await insert_new_rows(
-        session, campaign_spend, [_spend_row(f) for f in facts if isinstance(f, SpendFact)]
-    )
-    await insert_new_rows(
-        session, nps_answers, [_nps_row(f) for f in facts if isinstance(f, NpsFact)]
-    )
-    await insert_new_rows(
-        session, revenue_events, [_revenue_row(f) for f in facts if isinstance(f, RevenueFact)]
-    )
+    rows = fact_rows(facts)
+    await add_to_rows(session, activity_daily, rows[activity_daily.name], list(_ACTIVITY_KEYS))
+    for table in (campaign_spend, nps_answers, revenue_events):
+        await insert_new_rows(session, table, rows[table.name])
+
+
+def fact_rows(facts: Sequence[Fact]) -> dict[str, list[dict[str, object]]]:
+    """The rows ``facts`` add, per table: the activity summed per (day, account, tier,
+    target flag); one row per spend, NPS answer and revenue event."""
+    return {
+        activity_daily.name: _activity_rows(facts),
+        campaign_spend.name: [_spend_row(f) for f in facts if isinstance(f, SpendFact)],
+        nps_answers.name: [_nps_row(f) for f in facts if isinstance(f, NpsFact)],
+        revenue_events.name: [_revenue_row(f) for f in facts if isinstance(f, RevenueFact)],
+    }
 
 
 _ACTIVITY_KEYS = ("day", "domain", "tier", "is_target")

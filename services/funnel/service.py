@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,9 +13,11 @@ from services.funnel import repository
 from services.funnel.cache import StateCache
 from services.funnel.clock import clock_ticker
 from services.funnel.config import FunnelConfig, load_funnel_config
+from services.funnel.facts import Fact
 from services.funnel.gauges import refresh_account_gauges
 from services.funnel.processing import apply_events_with_facts
 from services.funnel.settings import FunnelSettings
+from services.funnel.state import AccountState
 from services.funnel.timeline import Timeline
 from services.kit import metrics
 from services.kit.changes import record_changes
@@ -44,13 +46,28 @@ class FunnelHandler:
         domains |= await self._due_for_ticks(session, events, domains)
         states = await repository.load_accounts(session, domains, self._cache)
         changed, outputs, facts = apply_events_with_facts(states, events, self._config)
+        await self.store(session, events, changed, outputs, facts)
+        _count(outputs)
+        return [event_record(change, topics.CHANGES) for change in outputs]
+
+    async def store(
+        self,
+        session: AsyncSession,
+        events: Sequence[Event],
+        changed: Mapping[str, AccountState],
+        outputs: Sequence[StageChanged | TierChanged],
+        facts: Sequence[Fact],
+    ) -> None:
+        """Write what the pure core made of ``events``: the changed states, the history,
+        the KPI facts, the change feed and the timeline (``abm replay --into`` too)."""
         await repository.save_accounts(session, changed.values(), self._cache, self._config)
         await repository.record_transitions(session, outputs, changed)
         await repository.record_facts(session, facts)
         await record_changes(session, outputs)
         await self._timeline.record(session, events)
-        _count(outputs)
-        return [event_record(change, topics.CHANGES) for change in outputs]
+
+    async def prune_timeline(self, session: AsyncSession) -> None:
+        await self._timeline.prune(session)
 
     async def _due_for_ticks(
         self, session: AsyncSession, events: Sequence[Event], loaded: set[str]

@@ -47,5 +47,11 @@ class Timeline:
         if time.monotonic() < self._next_prune:
             return
         self._next_prune = time.monotonic() + self._prune_every
+        await self.prune(session)
+
+    async def prune(self, session: AsyncSession) -> None:
+        """Delete the events older than the retention window (by the wall clock)."""
+        if not self._enabled:
+            return
         cutoff = datetime.now(UTC) - self._retention
         await session.execute(delete(account_events).where(account_events.c.occurred_at < cutoff))

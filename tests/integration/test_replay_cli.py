@@ -16,14 +16,22 @@ from services.funnel.cache import StateCache
 from services.funnel.config import FunnelConfig
 from services.funnel.processing import apply_events
 from services.funnel.replay import compare, dump_states, read_event_file, replay
-from services.funnel.replay_cli import live_state, read_records, read_topics, run_replay
+from services.funnel.replay_cli import (
+    FUNNEL_TABLES,
+    ReplayTargetNotEmpty,
+    live_state,
+    read_records,
+    read_topics,
+    run_replay,
+)
 from services.funnel.replay_order import file_records, in_replay_order, locate
 from services.kit import db
 from services.kit.broker import EmbeddedBroker
 from services.kit.publish import event_record, send_records
 from services.kit.settings import CommonSettings
-from tests.harness import produce
-from tests.streams import generate
+from services.kit.tables import account_transitions
+from tests.harness import PostgresCluster, Stack, produce, table_rows, wait_for_progress
+from tests.streams import generate, generate_full
 from tests.unit.test_replay_order import CONFIG, history, tier_history
 
 pytestmark = pytest.mark.integration
@@ -121,3 +129,47 @@ async def _produce(bootstrap: str, events: list[InboundEvent | SurgeStarted | Su
 
 def _topic(event: InboundEvent | SurgeStarted | SurgeEnded) -> topics.Topic:
     return topics.SURGES if isinstance(event, SurgeStarted | SurgeEnded) else topics.EVENTS
+
+
+async def test_replay_into_a_database_writes_what_the_live_funnel_wrote(
+    services: Stack,
+    broker: EmbeddedBroker,
+    pg_url: str,
+    postgres: PostgresCluster,
+    tmp_path: Path,
+) -> None:
+    """`abm replay --into` rebuilds every table the funnel keeps (states, history, KPI
+    facts, change feed, timeline) as the live consumer wrote them; it refuses a database
+    that holds funnel state already; and it back-tests another configuration."""
+    stream = generate_full(accounts=60, events_per_account=25, seed=31, tick_every=300)
+    events = [*stream.events, *stream.tail]  # one topic: the live order is the replay's
+    await produce(broker.bootstrap, events)
+    services.env["ABM_FUNNEL_TIMELINE_DAYS"] = "100000"
+    funnel = services.start("funnel")
+    progress = 0
+    while progress < len(events):
+        progress = await wait_for_progress(pg_url, progress, timeout_s=60)
+    assert funnel.terminate() == 0
+
+    settings = CommonSettings(kafka_bootstrap=broker.bootstrap, database_url=pg_url)
+    replayed = postgres.url(await postgres.create_database())
+    await asyncio.to_thread(run_replay, settings, None, None, None, False, replayed, 100_000)
+    live, rebuilt = await table_rows(pg_url), await table_rows(replayed)
+    for table in FUNNEL_TABLES:
+        assert live[table.name], f"the stream wrote no {table.name}"
+        assert rebuilt[table.name] == live[table.name], table.name
+
+    with pytest.raises(ReplayTargetNotEmpty, match="accounts is not empty"):
+        await asyncio.to_thread(run_replay, settings, None, None, None, False, replayed)
+
+    stricter = tmp_path / "strict.json"
+    stricter.write_text(FunnelConfig(fit_threshold=95, version="strict").model_dump_json())
+    backtest = postgres.url(await postgres.create_database())
+    await asyncio.to_thread(run_replay, settings, None, stricter, None, False, backtest)
+    history = (await table_rows(backtest))[account_transitions.name]
+    assert {row["config_version"] for row in history} == {"strict"}
+    below_fit = [
+        [row for row in rows if row["rule"] == "tier3_below_fit"]
+        for rows in (live[account_transitions.name], history)
+    ]
+    assert len(below_fit[1]) > len(below_fit[0])
