@@ -93,6 +93,8 @@ def remember_visitor(event: InboundEvent, visitors: VisitorAccounts, user_id: An
     later calls may carry only the user id (see ``identity.resolve_account``)."""
     if not event.account or event.account_provenance not in REMEMBERED:
         return
+    if event.type == "meeting_held":  # named by its attendees: who sent it is not one of them
+        return
     user_id = user_id or getattr(event, "user_id", None)
     for visitor in {event.anonymous_id, user_id}:
         if isinstance(visitor, str) and visitor:

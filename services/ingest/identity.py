@@ -70,15 +70,17 @@ def resolve_account(
     context: Mapping[str, Any],
     known: Callable[[str], str | None],
     ranges: RangeLookup | None = None,
+    own_domains: frozenset[str] = frozenset(),
 ) -> Resolution:
     """The strongest evidence of the message's account (see the module's order); for a
-    ``group`` call, the account it names, or ``RejectedMessage`` when it names none."""
+    ``group`` call, the account it names, or ``RejectedMessage`` when it names none.
+    ``own_domains``: ours, never an account (our people attend the meetings too)."""
     if message.get("type") == "group":
         return _resolved(group_account(message), "group_id")
     explicit = _explicit_group(message, context)
     if explicit:
         return _resolved(explicit, "group_id")
-    domain = _email_domain(message, context)
+    domain = _email_domain(message, context, own_domains)
     if domain:
         return _resolved(domain, "email_domain")
     for visitor in (message.get("anonymousId"), message.get("userId")):
@@ -150,15 +152,37 @@ def _explicit_group(message: Mapping[str, Any], context: Mapping[str, Any]) -> s
     return None
 
 
-def _email_domain(message: Mapping[str, Any], context: Mapping[str, Any]) -> str | None:
-    sources = [message.get("traits"), context.get("traits"), message.get("properties")]
-    for source in sources:
+def _email_domain(
+    message: Mapping[str, Any], context: Mapping[str, Any], own_domains: frozenset[str]
+) -> str | None:
+    properties = message.get("properties")
+    for source in (message.get("traits"), context.get("traits"), properties):
         if isinstance(source, Mapping):
             for key in ("email", "contact_email"):
                 value = source.get(key)
                 if isinstance(value, str) and (domain := domain_of_email(value)):
                     return domain
+    if isinstance(properties, Mapping):
+        return attendees_domain(properties.get("attendees"), own_domains)
     return None
+
+
+def attendees_domain(attendees: Any, own_domains: frozenset[str]) -> str | None:
+    """The account a meeting's attendees name: the one company domain among their emails,
+    ours (``own_domains``) and free mail left out. None when they name none, or several
+    (a partner in the room: which company the meeting was for is a guess)."""
+    if not isinstance(attendees, list):
+        return None
+    domains = {
+        domain
+        for attendee in attendees[:MAX_ATTENDEES]
+        if isinstance(attendee, str) and (domain := domain_of_email(attendee))
+    }
+    domains -= own_domains
+    return domains.pop() if len(domains) == 1 else None
+
+
+MAX_ATTENDEES = 200  # as many as a MeetingHeld carries
 
 
 class VisitorAccounts:

@@ -25,6 +25,7 @@ from services.ingest.identity import (
     CONFIDENCE,
     Provenance,
     VisitorAccounts,
+    attendees_domain,
     domain_of_email,
 )
 from services.ingest.periods import with_period_dates
@@ -97,7 +98,7 @@ def native_event(
         client_sent_at=received.sent_at,
         received_at=received.at,
         source=received.source,
-        **_provenance(item, known),
+        **_provenance(item, known, received.own_domains),
     )
     return _validate(document)
 
@@ -114,15 +115,19 @@ def _client_time(value: Any) -> datetime:
     return occurred
 
 
-def _provenance(item: Mapping[str, Any], known: Lookup) -> dict[str, Any]:
+def _provenance(
+    item: Mapping[str, Any], known: Lookup, own_domains: frozenset[str]
+) -> dict[str, Any]:
     """The evidence order of ``identity``: the sender's ``account`` (a CRM knows its
-    records' domains), else a work email's domain, else the visitor's (``anonymous_id``,
-    else ``user_id``) earlier account."""
+    records' domains), else a work email's domain (a meeting's: its attendees' one
+    company), else the visitor's (``anonymous_id``, else ``user_id``) earlier account."""
     if item.get("account") not in (None, ""):
         # An invalid domain is the validator's to reject, with its own message.
         return _named_by("group_id")
     email = item.get("contact_email")
     if isinstance(email, str) and (domain := domain_of_email(email)):
+        return {"account": domain, **_named_by("email_domain")}
+    if domain := attendees_domain(item.get("attendees"), own_domains):
         return {"account": domain, **_named_by("email_domain")}
     for visitor in (item.get("anonymous_id"), item.get("user_id")):
         if isinstance(visitor, str) and (account := known(visitor)):

@@ -131,7 +131,12 @@ async def post_events(
     body = await json_body(request, state.settings.ingest_max_batch_bytes)
     items = _batch_items(state, body, "events", "events")
     source = await authenticate(state, authorization, body)
-    received = Received(at=datetime.now(UTC), source=source, sent_at=_sent_at(body, "sent_at"))
+    received = Received(
+        at=datetime.now(UTC),
+        source=source,
+        sent_at=_sent_at(body, "sent_at"),
+        own_domains=state.settings.ingest_own_domains,
+    )
     limit = state.settings.ingest_max_event_bytes
     collected = collect_native(items, received, state.visitors, limit)
     return await accepted(state, response, collected, x_request_id, "/v1/events")
@@ -218,6 +223,7 @@ async def _collect(
         sent_at=_sent_at(body),
         context=_context(body),
         ip_policy=access.ip_policy,
+        own_domains=state.settings.ingest_own_domains,
     )
     limit = state.settings.ingest_max_event_bytes
     return collect(
@@ -273,7 +279,11 @@ async def record_pixel_hit(state: IngestState, request: Request) -> None:
     else:
         address = request_context(request, state.settings.ingest_trusted_proxies)
         received = Received(
-            at=datetime.now(UTC), source=access.source, context=address, ip_policy=access.ip_policy
+            at=datetime.now(UTC),
+            source=access.source,
+            context=address,
+            ip_policy=access.ip_policy,
+            own_domains=state.settings.ingest_own_domains,
         )
         collected = collect(
             [query], received, state.visitors, MAX_HIT_BYTES, pixel_message, state.ip_ranges.lookup

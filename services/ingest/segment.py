@@ -72,6 +72,7 @@ class Received:
     sent_at: datetime | None = None
     context: Mapping[str, Any] | None = None
     ip_policy: IpPolicy = "truncate"
+    own_domains: frozenset[str] = frozenset()  # ours: never an account (meeting attendees)
 
 
 Lookup = Callable[[str], str | None]
@@ -91,7 +92,7 @@ def to_event(
     if kind not in ("page", "screen", "track", "identify", "group", "alias"):
         raise RejectedMessage("type", f"unsupported message type {str(kind)[:32]!r}")
     context = {**(received.context or {}), **_mapping(message, "context")}
-    resolution = resolve_account(message, context, known, ranges)
+    resolution = resolve_account(message, context, known, ranges, received.own_domains)
     fields = _specific_fields(kind, message, context)
     if fields is None:
         return None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from ipaddress import IPv4Network, IPv6Network
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from schemas.envelope import normalize_domain
 from services.kit.settings import CommonSettings
 
 
@@ -37,6 +38,16 @@ class IngestSettings(CommonSettings):
         description="Proxies (CIDRs, a JSON list) whose X-Forwarded-For names the client of "
         "the pixel, tag and Snowplow routes; empty: the TCP peer is the client.",
     )
+    ingest_own_domains: frozenset[str] = Field(
+        default_factory=frozenset,
+        description="Our company's email domains (a JSON list): our people in a meeting's "
+        "attendees never name the account it was with.",
+    )
     ingest_ip_ranges_refresh_s: float = Field(
         default=60.0, gt=0, description="How often the company IP ranges are checked for changes."
     )
+
+    @field_validator("ingest_own_domains")
+    @classmethod
+    def _normalized_domains(cls, domains: frozenset[str]) -> frozenset[str]:
+        return frozenset(normalize_domain(domain) for domain in domains)

@@ -91,7 +91,11 @@ async def _tp2(request: Request, response: Response, x_request_id: str | None) -
     web = _first(payloads, "p") == "web"
     context = {**_agent(request), **_address(state, request)} if web else None
     received = Received(
-        at=datetime.now(UTC), source=access.source, context=context, ip_policy=access.ip_policy
+        at=datetime.now(UTC),
+        source=access.source,
+        context=context,
+        ip_policy=access.ip_policy,
+        own_domains=state.settings.ingest_own_domains,
     )
     limit = state.settings.ingest_max_event_bytes
     collected = collect(
@@ -137,6 +141,7 @@ async def _record_hit(
         source=access.source,
         context={**_agent(request), **_address(state, request)},
         ip_policy=access.ip_policy,
+        own_domains=state.settings.ingest_own_domains,
     )
     collected = collect(
         [payload], received, state.visitors, 4096, to_segment, ranges=state.ip_ranges.lookup

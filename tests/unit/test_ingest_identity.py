@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from pydantic import ValidationError
 
 from services.ingest.client_address import client_address
 from services.ingest.collect import collect
@@ -19,6 +20,7 @@ from services.ingest.identity import Resolution, VisitorAccounts, resolve_accoun
 from services.ingest.ip_privacy import apply_ip_policy, scrub_message
 from services.ingest.ip_ranges import IpRangeTable
 from services.ingest.segment import Received, to_event
+from services.ingest.settings import IngestSettings
 from services.ingest.snowplow import to_segment
 from services.kit.ip_ranges import RangeRow
 from services.kit.logging import JsonFormatter, RedactingFilter, RedactingFormatter
@@ -70,6 +72,61 @@ def test_each_kind_of_evidence_has_its_provenance_and_confidence() -> None:
     ]  # fmt: skip
     for message, ctx, expected in steps:
         assert resolve_account(message, ctx, memory, RANGES.lookup) == expected, message
+
+
+OURS = frozenset({"vendor.example"})
+
+
+@pytest.mark.parametrize(
+    ("attendees", "account"),
+    [
+        (["ae@vendor.example", "jo@initech.io", "kim@Initech.io"], "initech.io"),
+        (["jo@initech.io", "friend@gmail.com", 42, None, "not an email"], "initech.io"),
+        (["ae@vendor.example", "jo@initech.io", "pat@partner.io"], None),  # two companies
+        (["ae@vendor.example", "se@vendor.example"], None),  # an internal meeting
+        (["friend@gmail.com"], None),
+        ("jo@initech.io", None),  # not a list
+        ([], None),
+    ],
+)
+def test_a_meeting_names_the_one_company_among_its_attendees(
+    attendees: Any, account: str | None
+) -> None:
+    meeting = {"type": "track", "event": "Meeting Held", "properties": {"attendees": attendees}}
+    resolution = resolve_account(meeting, {}, known({}), own_domains=OURS)
+    assert resolution.account == account
+    if account is not None:
+        assert (resolution.provenance, resolution.confidence) == ("email_domain", 0.9)
+
+
+def test_a_meetings_attendees_come_after_a_named_account_and_an_email() -> None:
+    attendees = {"attendees": ["jo@initech.io"]}
+    named = {"type": "track", "context": {"groupId": "acme.com"}, "properties": attendees}
+    emailed = {"type": "track", "properties": {**attendees, "contact_email": "al@globex.com"}}
+    assert resolve_account(named, named["context"], known({})).account == "acme.com"
+    assert resolve_account(emailed, {}, known({})).account == "globex.com"
+
+
+def test_meeting_held_reaches_its_account_through_the_segment_mapping() -> None:
+    received = Received(at=NOW, source="calendar", own_domains=OURS)
+    message = {"type": "track", "event": "Meeting Held", "messageId": "mh-1", "userId": "ae-1",
+               "timestamp": "2026-05-01T11:00:00Z",
+               "properties": {"attendees": ["ae@vendor.example", "jo@initech.io"]}}  # fmt: skip
+    event = to_event(message, received, known({}))
+    assert event is not None and event.type == "meeting_held"
+    assert (event.account, event.account_provenance) == ("initech.io", "email_domain")
+    # The sender (our account executive's user id) is not remembered as initech.io.
+    visitors = VisitorAccounts()
+    collected = collect([message], received, visitors, 32768)
+    assert [e.account for e in collected.events] == ["initech.io"]
+    assert visitors.get("ae-1") is None
+
+
+def test_our_own_domains_setting_is_normalised() -> None:
+    settings = IngestSettings(ingest_own_domains=frozenset({"www.Vendor.example", "vendor.io"}))
+    assert settings.ingest_own_domains == {"vendor.example", "vendor.io"}
+    with pytest.raises(ValidationError):
+        IngestSettings(ingest_own_domains=frozenset({"not a domain"}))
 
 
 def test_without_a_range_table_an_ip_names_nothing() -> None:

@@ -98,6 +98,19 @@ def test_a_work_email_names_the_account_when_the_sender_does_not() -> None:
     assert (free.account, free.account_provenance) == (None, None)
 
 
+def test_a_meetings_one_company_among_its_attendees_names_the_account() -> None:
+    meeting = {"type": "meeting_held", "event_id": "m1", "occurred_at": "2026-05-01T11:00:00Z",
+               "attendees": ["ae@vendor.example", "jo@Initech.io", "kim@initech.io",
+                             "friend@gmail.com"]}  # fmt: skip
+    ours = Received(at=NOW, source="calendar", own_domains=frozenset({"vendor.example"}))
+    event = native_event(meeting, ours, 32768)
+    assert (event.account, event.account_provenance) == ("initech.io", "email_domain")
+    # Without knowing our domain, two companies attend: which one it was for is a guess.
+    assert native_event(meeting, received(), 32768).account is None
+    named = native_event({**meeting, "account": "globex.com"}, ours, 32768)
+    assert (named.account, named.account_provenance) == ("globex.com", "group_id")
+
+
 def test_an_earlier_identification_of_the_visitor_names_the_account_last() -> None:
     visitors = VisitorAccounts()
     form = {"type": "form_submitted", "event_id": "f1", "occurred_at": "2026-05-01T11:00:00Z",
