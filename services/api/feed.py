@@ -35,7 +35,13 @@ class ChangePage(BaseModel):
     next_cursor: str = Field(description="Pass back as `cursor`; unchanged when nothing new.")
 
 
-@router.get("/changes", response_model=ChangePage, summary="Changes after a cursor, in order")
+@router.get(
+    "/changes",
+    response_model=ChangePage,
+    # Absent fields left out, as on the stream and in webhooks: one shape of a change.
+    response_model_exclude_none=True,
+    summary="Changes after a cursor, in order",
+)
 async def list_changes(
     request: Request,
     cursor: Annotated[

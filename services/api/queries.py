@@ -12,7 +12,6 @@ from sqlalchemy import (
     ScalarSelect,
     Select,
     and_,
-    case,
     exists,
     func,
     select,
@@ -21,7 +20,14 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.api.listing import AccountFilter, Keyset
-from services.kit.tables import UtcDateTime, account_events, account_transitions, accounts, surges
+from services.kit.tables import (
+    UtcDateTime,
+    account_events,
+    account_transitions,
+    accounts,
+    surge_changed_at,
+    surges,
+)
 
 # The account detail reads through a Core connection (cheaper per query than a session).
 Reader = AsyncSession | AsyncConnection
@@ -137,13 +143,6 @@ def _active_surge_on(topic: str) -> Exists:
     )
 
 
-# When a surge last changed: its end once ended, else its start (the later of the two, should
-# a late end ever be stamped before its start).
-_surge_changed_at = case(
-    (surges.c.ended_at > surges.c.started_at, surges.c.ended_at), else_=surges.c.started_at
-)
-
-
 async def surge_page(
     session: AsyncSession,
     *,
@@ -155,12 +154,24 @@ async def surge_page(
     limit: int,
 ) -> Sequence[dict[str, Any]]:
     """Surges, newest change (start or end) first, with the account's current tier."""
-    changed_at = _surge_changed_at
+    query = surge_query(topic=topic, tier=tier, active=active, since=since, after=after)
+    return [dict(r._mapping) for r in await session.execute(query.limit(limit))]
+
+
+def surge_query(
+    *,
+    topic: str | None = None,
+    tier: int | None = None,
+    active: bool | None = None,
+    since: datetime | None = None,
+    after: tuple[datetime, str] | None = None,
+) -> Select[Any]:
+    """``surge_page``'s query, without its limit."""
+    changed_at = surge_changed_at  # indexed: the same expression as ix_surges_changed_at
     query = (
         select(surges, accounts.c.tier, changed_at.label("changed_at"))
         .join(accounts, accounts.c.domain == surges.c.account, isouter=True)
         .order_by(changed_at.desc(), surges.c.event_id.desc())
-        .limit(limit)
     )
     if topic is not None:
         query = query.where(surges.c.topic == topic)
@@ -174,7 +185,7 @@ async def surge_page(
         query = query.where(changed_at >= since)
     if after is not None:
         query = query.where(tuple_(changed_at, surges.c.event_id) < tuple_(*after))
-    return [dict(r._mapping) for r in await session.execute(query)]
+    return query
 
 
 async def stage_counts(
