@@ -14,6 +14,13 @@ from services.ingest.errors import Problem
 
 
 async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
+    document, _ = await json_body_and_bytes(request, max_bytes)
+    return document
+
+
+async def json_body_and_bytes(request: Request, max_bytes: int) -> tuple[dict[str, Any], bytes]:
+    """The body's JSON object, and its bytes (gunzipped): what a rejected message of it is
+    dead-lettered from (see ``originals``)."""
     raw = await _bounded_body(request, max_bytes)
     if request.headers.get("content-encoding", "").lower() == "gzip":
         raw = _gunzip(raw, max_bytes)
@@ -25,7 +32,7 @@ async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
         raise Problem(400, "body", "nested too deeply") from None
     if not isinstance(document, dict):
         raise Problem(400, "body", "must be a JSON object")
-    return document
+    return document, raw
 
 
 async def _bounded_body(request: Request, max_bytes: int) -> bytes:

@@ -12,10 +12,12 @@ from schemas.events import InboundEvent
 from services.ingest.errors import RejectedMessage, reject_oversized
 from services.ingest.identity import CONFIDENCE, REMEMBERED, RangeLookup, VisitorAccounts
 from services.ingest.ip_privacy import scrub_message
+from services.ingest.originals import Original
 from services.ingest.segment import Received, to_event
 from services.kit import metrics
 
 Translate = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+Originals = Callable[[int], Original | None]  # a message's bytes as sent, by its index
 
 
 @dataclass
@@ -34,12 +36,14 @@ def collect(
     max_event_bytes: int,
     translate: Translate | None = None,
     ranges: RangeLookup | None = None,
+    originals: Originals | None = None,
 ) -> Collected:
     """Map every message; a bad one is rejected alone, never the whole batch.
 
     ``translate`` turns another protocol's payload into a Segment message first (Snowplow);
     a rejection then dead-letters the payload as it was received, its IP addresses kept,
     truncated or dropped per the source's policy. ``ranges`` looks up company IP ranges.
+    ``originals`` gives each message's bytes as sent (see ``dead_letter_bytes``).
     """
     result = Collected()
     seen: set[str] = set()
@@ -48,8 +52,9 @@ def collect(
             segment_message = _segment_message(message, max_event_bytes, translate)
             event = to_event(segment_message, received, visitors.get, ranges)
         except RejectedMessage as rejection:
-            raw = scrub_message(message, received.ip_policy)
-            _reject(result, index, raw, rejection, received.source)
+            kept = scrub_message(message, received.ip_policy)
+            raw = dead_letter_bytes(kept, originals(index) if originals else None)
+            _reject(result, index, kept, raw, rejection, received.source)
             continue
         if event is None:
             result.ignored += 1
@@ -101,8 +106,22 @@ def remember_visitor(event: InboundEvent, visitors: VisitorAccounts, user_id: An
             visitors.remember(visitor, event.account)
 
 
+def dead_letter_bytes(message: Any, original: Original | None) -> bytes:
+    """What a rejected ``message`` is dead-lettered as: the bytes it was sent as, when they
+    say exactly ``message``; else (an IP address truncated or dropped by the source's
+    policy, a write key taken out, no original to hand) ``message`` encoded anew."""
+    if original is not None and original[1] == message:
+        return original[0]
+    return json.dumps(message, default=str).encode()
+
+
 def _reject(
-    result: Collected, index: int, message: Any, rejection: RejectedMessage, source: str
+    result: Collected,
+    index: int,
+    message: Any,
+    raw: bytes,
+    rejection: RejectedMessage,
+    source: str,
 ) -> None:
     message_id = None
     if isinstance(message, Mapping):
@@ -116,6 +135,5 @@ def _reject(
             "reason": rejection.reason,
         }
     )
-    raw = json.dumps(message, default=str).encode()
     result.dead.append((raw, f"{rejection.field}: {rejection.reason}", source))
     metrics.INGEST_EVENTS.labels("invalid", "rejected").inc()

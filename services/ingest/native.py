@@ -11,7 +11,6 @@ A campaign spend may name its ``period`` instead of its dates (see ``periods``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -19,7 +18,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.events import INBOUND_ADAPTER, InboundEvent
-from services.ingest.collect import Collected, count_resolutions, remember_visitor
+from services.ingest.collect import (
+    Collected,
+    Originals,
+    count_resolutions,
+    dead_letter_bytes,
+    remember_visitor,
+)
 from services.ingest.errors import RejectedMessage, reject_oversized
 from services.ingest.identity import (
     CONFIDENCE,
@@ -47,9 +52,14 @@ SERVER_SET = frozenset(
 
 
 def collect_native(
-    items: Sequence[Any], received: Received, visitors: VisitorAccounts, max_event_bytes: int
+    items: Sequence[Any],
+    received: Received,
+    visitors: VisitorAccounts,
+    max_event_bytes: int,
+    originals: Originals | None = None,
 ) -> Collected:
-    """Validate every item alone: a bad one is rejected (and dead-lettered), never the batch.
+    """Validate every item alone: a bad one is rejected (and dead-lettered as it was sent,
+    see ``collect.dead_letter_bytes``), never the batch.
 
     Repeated ``event_id`` values within the request are dropped after the first.
     """
@@ -59,7 +69,8 @@ def collect_native(
         try:
             event = native_event(item, received, max_event_bytes, visitors.get)
         except RejectedMessage as rejection:
-            _reject(result, index, item, rejection, received.source)
+            raw = dead_letter_bytes(item, originals(index) if originals else None)
+            _reject(result, index, item, raw, rejection, received.source)
             continue
         if event.event_id in seen:
             result.duplicates += 1
@@ -154,7 +165,7 @@ def _validate(document: dict[str, Any]) -> InboundEvent:
 
 
 def _reject(
-    result: Collected, index: int, item: Any, rejection: RejectedMessage, source: str
+    result: Collected, index: int, item: Any, raw: bytes, rejection: RejectedMessage, source: str
 ) -> None:
     event_id = item.get("event_id") if isinstance(item, Mapping) else None
     result.rejected.append(
@@ -165,6 +176,5 @@ def _reject(
             "reason": rejection.reason,
         }
     )
-    raw = json.dumps(item, default=str).encode()
     result.dead.append((raw, f"{rejection.field}: {rejection.reason}", source))
     metrics.INGEST_EVENTS.labels("invalid", "rejected").inc()

@@ -14,9 +14,9 @@ from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from services.ingest.bodies import json_body
+from services.ingest.bodies import json_body, json_body_and_bytes
 from services.ingest.client_address import request_context
-from services.ingest.collect import Collected, Translate, collect
+from services.ingest.collect import Collected, Originals, Translate, collect
 from services.ingest.errors import RETRY_AFTER_S, Problem, RejectedMessage
 from services.ingest.native import collect_native
 from services.ingest.observe import observe_published
@@ -26,6 +26,7 @@ from services.ingest.openapi_docs import (
     SEGMENT_BATCH_BODY,
     SEGMENT_SINGLE_BODY,
 )
+from services.ingest.originals import ArrayElements
 from services.ingest.pixel import GIF, MAX_HIT_BYTES, NO_CACHE, pixel_message, pixel_query
 from services.ingest.segment import Received, parse_time
 from services.ingest.state import IngestState
@@ -100,9 +101,10 @@ async def post_batch(
     x_request_id: Annotated[str | None, Header(max_length=128)] = None,
 ) -> BatchAccepted:
     state: IngestState = request.state.ingest
-    body = await json_body(request, state.settings.ingest_max_batch_bytes)
+    body, raw = await json_body_and_bytes(request, state.settings.ingest_max_batch_bytes)
     messages = _batch_items(state, body, "batch", "messages")
-    collected = await _collect(state, authorization, body, messages)
+    originals = ArrayElements(raw, "batch")
+    collected = await _collect(state, authorization, body, messages, originals=originals)
     return await accepted(state, response, collected, x_request_id, "/v1/batch")
 
 
@@ -128,7 +130,7 @@ async def post_events(
     x_request_id: Annotated[str | None, Header(max_length=128)] = None,
 ) -> BatchAccepted:
     state: IngestState = request.state.ingest
-    body = await json_body(request, state.settings.ingest_max_batch_bytes)
+    body, raw = await json_body_and_bytes(request, state.settings.ingest_max_batch_bytes)
     items = _batch_items(state, body, "events", "events")
     source = await authenticate(state, authorization, body)
     received = Received(
@@ -138,7 +140,8 @@ async def post_events(
         own_domains=state.settings.ingest_own_domains,
     )
     limit = state.settings.ingest_max_event_bytes
-    collected = collect_native(items, received, state.visitors, limit)
+    originals = ArrayElements(raw, "events")
+    collected = collect_native(items, received, state.visitors, limit, originals)
     return await accepted(state, response, collected, x_request_id, "/v1/events")
 
 
@@ -215,6 +218,7 @@ async def _collect(
     body: dict[str, Any],
     messages: list[Any],
     translate: Translate | None = None,
+    originals: Originals | None = None,
 ) -> Collected:
     access = await authorize(state, authorization, body)
     received = Received(
@@ -226,9 +230,8 @@ async def _collect(
         own_domains=state.settings.ingest_own_domains,
     )
     limit = state.settings.ingest_max_event_bytes
-    return collect(
-        messages, received, state.visitors, limit, translate, ranges=state.ip_ranges.lookup
-    )
+    ranges = state.ip_ranges.lookup
+    return collect(messages, received, state.visitors, limit, translate, ranges, originals)
 
 
 async def accepted(

@@ -19,11 +19,12 @@ from typing import Annotated, Any, TypeGuard
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
-from services.ingest.bodies import json_body
+from services.ingest.bodies import json_body_and_bytes
 from services.ingest.client_address import request_context
 from services.ingest.collect import collect
 from services.ingest.errors import Problem
 from services.ingest.openapi_docs import SNOWPLOW_PIXEL_QUERY, SNOWPLOW_TP2_BODY
+from services.ingest.originals import ArrayElements
 from services.ingest.pixel import GIF, NO_CACHE
 from services.ingest.routes import (
     KEY_LOOKUP_FAILED,
@@ -74,7 +75,7 @@ async def post_tp2(
 
 async def _tp2(request: Request, response: Response, x_request_id: str | None) -> BatchAccepted:
     state: IngestState = request.state.ingest
-    body = await json_body(request, state.settings.ingest_max_batch_bytes)
+    body, raw = await json_body_and_bytes(request, state.settings.ingest_max_batch_bytes)
     payloads = body.get("data")
     if not isinstance(payloads, list):
         raise Problem(400, "data", "payload_data needs a list of events in data")
@@ -98,9 +99,8 @@ async def _tp2(request: Request, response: Response, x_request_id: str | None) -
         own_domains=state.settings.ingest_own_domains,
     )
     limit = state.settings.ingest_max_event_bytes
-    collected = collect(
-        payloads, received, state.visitors, limit, to_segment, ranges=state.ip_ranges.lookup
-    )
+    ranges, originals = state.ip_ranges.lookup, ArrayElements(raw, "data")
+    collected = collect(payloads, received, state.visitors, limit, to_segment, ranges, originals)
     return await accepted(state, response, collected, x_request_id, TP2)
 
 
