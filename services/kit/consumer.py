@@ -81,6 +81,9 @@ class ShellOptions:
     # broker to answer, aiokafka retries forever, and a service that ignores SIGTERM is
     # killed by its supervisor anyway.
     close_timeout_s: float = 5.0
+    # The relay waits at most this long for the broker's acknowledgements of a batch of
+    # outbox rows; beyond it the rows stay queued and the loop retries (and sees a stop).
+    relay_timeout_s: float = 3.0
     # The events the handler does anything with (None: all). The others are passed over
     # before de-duplication: no id claimed, no handler call, only their offsets advance.
     relevant: Callable[[Event], bool] | None = None
@@ -111,7 +114,9 @@ class ConsumerShell:
         self.status = ConsumerStatus()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
-        self._relay = OutboxRelay(sessionmaker, group_id, self._options.outbox_batch)
+        self._relay = OutboxRelay(
+            sessionmaker, group_id, self._options.outbox_batch, self._options.relay_timeout_s
+        )
         # Set while the partitions we own are seeked to their stored offsets: polling waits
         # for it, so records fetched before our seek are not fetched for nothing.
         self._settled = asyncio.Event()
@@ -349,7 +354,10 @@ class ConsumerShell:
         self._settled.set()
         log.info("assigned %d partitions", len(assigned))
         self._outbox_may_hold_ours = True
-        await self._relay_outbox()
+        try:
+            await self._relay_outbox()
+        except RETRIABLE as error:  # the poll loop relays again (and backs off there)
+            log.warning("outbox relay after assignment failed: %r", error)
 
     def on_revoked(self, revoked: set[TopicPartition]) -> None:
         self._settled.clear()

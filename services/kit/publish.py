@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -64,5 +65,17 @@ async def send_records(producer: AIOKafkaProducer, records: Sequence[OutboundRec
         await producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers))
         for r in records
     ]
-    for acknowledged in pending:  # all of them, as ``gather`` would, without its future
-        await acknowledged
+    try:
+        for acknowledged in pending:  # all of them, as ``gather`` would, without its future
+            await acknowledged
+    except BaseException:
+        # Given up on (a timeout, a cancellation, a failed one): the others still settle
+        # later; read their outcome then, or asyncio logs each as never retrieved.
+        for future in pending:
+            future.add_done_callback(_retrieve)
+        raise
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

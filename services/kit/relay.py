@@ -16,7 +16,14 @@ from services.kit.publish import send_records
 
 
 class OutboxRelay:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], group: str, batch: int) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        group: str,
+        batch: int,
+        send_timeout_s: float = 3.0,
+    ) -> None:
+        self._send_timeout = send_timeout_s
         self._sessions = sessions
         self._group = group
         self._batch = batch
@@ -38,7 +45,10 @@ class OutboxRelay:
             rows = await offsets.pending(session, self._group, sources, self._batch)
             if not rows:
                 return 0
-            await send_records(producer, [r.record for r in rows])
+            # Bounded: with the broker gone, aiokafka waits out its request timeout (40 s)
+            # and SIGTERM would wait with it. A timeout rolls back: the rows stay queued.
+            async with asyncio.timeout(self._send_timeout):
+                await send_records(producer, [r.record for r in rows])
             await offsets.delete_published(session, [r.id for r in rows])
         for row in rows:
             metrics.OUTBOX_PUBLISHED.labels(self._group, row.record.topic).inc()

@@ -5,17 +5,24 @@ with nothing lost and nothing counted twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
+from aiokafka.errors import KafkaError
 from sqlalchemy import func, select
 
+from schemas import topics
 from schemas.topics import FUNNEL_GROUP, INTENT_GROUP
 from services.funnel.config import FunnelConfig
 from services.funnel.processing import apply_events
 from services.funnel.state import AccountState
-from services.kit import db
+from services.kit import db, offsets
 from services.kit.broker import EmbeddedBroker
+from services.kit.kafka import create_producer
+from services.kit.offsets import OutboundRecord
+from services.kit.relay import OutboxRelay
+from services.kit.settings import CommonSettings
 from services.kit.tables import accounts, processed_events
 from tests.harness import Stack, produce, stored_progress, wait_for_progress
 from tests.streams import generate
@@ -79,3 +86,35 @@ async def test_sigterm_with_the_broker_gone_still_exits_in_time(
     assert code == 0 and elapsed < SHUTDOWN_BUDGET_S, (code, elapsed, log[-2000:])
     assert f"{service} stopped" in log
     assert "did not answer while stopping the consumer" in log
+
+
+async def test_a_relay_to_a_broker_gone_gives_up_in_time_and_keeps_its_rows(
+    pg_url: str, broker: EmbeddedBroker
+) -> None:
+    """The outbox relay waits a bounded time for acknowledgements (aiokafka alone would wait
+    out its 40 s request timeout, and SIGTERM with it); the rows stay queued, to relay
+    once the broker is back."""
+    source = (topics.EVENTS.name, 0)
+    record = OutboundRecord(topic=topics.CHANGES.name, key=b"a.com", value=b"{}", headers=())
+    engine = db.create_engine(url=pg_url)
+    sessions = db.create_sessionmaker(engine)
+    async with sessions() as session, session.begin():
+        await offsets.enqueue_all(session, "relay-test", {source: [record] * 3})
+    producer = create_producer(CommonSettings(kafka_bootstrap=broker.bootstrap))
+    await producer.start()
+    broker.stop()
+    await asyncio.sleep(0.5)
+    relay = OutboxRelay(sessions, "relay-test", batch=100, send_timeout_s=1.0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError):
+            await relay.relay(producer, [source])
+        elapsed = time.monotonic() - started
+        async with sessions() as session:
+            still_queued = await offsets.pending(session, "relay-test", [source], 100)
+    finally:
+        with contextlib.suppress(TimeoutError, KafkaError):
+            await asyncio.wait_for(producer.stop(), 2)
+        await engine.dispose()
+    assert elapsed < 2.5
+    assert len(still_queued) == 3
