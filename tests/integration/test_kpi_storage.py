@@ -7,8 +7,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,11 +26,11 @@ from services.kit.inbound import InboundRecord
 from services.kit.tables import (
     activity_daily,
     campaign_spend,
-    metadata,
     nps_answers,
     revenue_events,
 )
 from tests.integration.test_api_kpis import by_name, scenario
+from tests.schema_drift import schema_differences
 
 pytestmark = pytest.mark.integration
 
@@ -92,10 +90,7 @@ async def test_record_facts_sums_activity_and_stores_each_fact_once(
 
 async def test_migration_0007_matches_the_table_declarations(any_db_url: str) -> None:
     def differences(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "compare_server_default": False}
-        )
-        return [d for d in compare_metadata(context, metadata) if _table_of(d) in MINE]
+        return [d for d in schema_differences(connection) if _table_of(d) in MINE]
 
     engine = db.create_engine(url=any_db_url)
     try:

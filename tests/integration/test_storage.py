@@ -3,16 +3,11 @@ funnel and intent repositories, credentials."""
 
 from __future__ import annotations
 
-import warnings
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Connection, insert, text
+from sqlalchemy import insert, text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import SAWarning
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schemas.events import AccountUpserted, PageViewed, SurgeEnded, SurgeStarted
@@ -27,7 +22,8 @@ from services.intent.config import IntentConfig
 from services.intent.processing import apply_events as apply_intent
 from services.kit import credentials, db, migrate, offsets
 from services.kit.offsets import OffsetConflict, OutboundRecord
-from services.kit.tables import metadata, surges
+from services.kit.tables import surges
+from tests.schema_drift import EXPRESSION_INDEXES, expression_index_names, schema_differences
 
 pytestmark = pytest.mark.integration
 
@@ -47,45 +43,12 @@ async def test_the_migrations_build_exactly_the_declared_tables(any_db_url: str)
     engine = db.create_engine(url=any_db_url)
     try:
         async with engine.connect() as connection:
-            with warnings.catch_warnings():
-                # Neither backend's reflection reads an index on an expression: compared
-                # by name below instead.
-                warnings.filterwarnings("ignore", EXPRESSION_INDEX, SAWarning)
-                warnings.filterwarnings("ignore", "autogenerate skipping", UserWarning)
-                differences = await connection.run_sync(
-                    lambda sync: compare_metadata(
-                        MigrationContext.configure(sync, opts={"compare_type": True}), metadata
-                    )
-                )
-            expression_indexes = await connection.run_sync(_expression_index_names)
+            differences = await connection.run_sync(schema_differences)
+            expression_indexes = await connection.run_sync(expression_index_names)
     finally:
         await engine.dispose()
-    declared = {
-        index.name
-        for table in metadata.tables.values()
-        for index in table.indexes
-        if any(not isinstance(e, Column) for e in index.expressions)
-    }
-    assert declared == {"ix_surges_changed_at"} <= expression_indexes
-    assert [d for d in differences if not _on_index(d, declared)] == []
-
-
-def _on_index(difference: Any, names: set[str]) -> bool:
-    """An index add or remove of one of ``names`` (PostgreSQL reflects an expression index
-    in part, so alembic reports it as both removed and added)."""
-    kind, *rest = difference
-    return kind in ("add_index", "remove_index") and getattr(rest[0], "name", None) in names
-
-
-EXPRESSION_INDEX = "Skipped unsupported reflection of expression-based index"
-
-
-def _expression_index_names(connection: Connection) -> set[str]:
-    if connection.dialect.name == "postgresql":
-        query = "SELECT indexname FROM pg_indexes WHERE indexdef LIKE '%CASE%'"
-    else:
-        query = "SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE '%CASE%'"
-    return set(connection.execute(text(query)).scalars())
+    assert differences == []
+    assert EXPRESSION_INDEXES == {"ix_surges_changed_at"} <= expression_indexes
 
 
 async def test_offsets_are_compare_and_set(session: AsyncSession) -> None:
