@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from schemas.events import Event, StageChanged, TierChanged, decode_event
+from services.funnel import kpis
 from services.funnel.config import FunnelConfig
 from services.funnel.facts import Fact
 from services.funnel.processing import apply_events_with_facts
@@ -134,6 +135,23 @@ def summary(result: Replay) -> dict[str, object]:
         "transitions": result.transitions,
         "stages": dict(sorted(stages.items())),
         "tiers": {str(t): n for t, n in sorted(tiers.items())},
+        "funnel": funnel_snapshot(result.states.values()),
+    }
+
+
+def funnel_snapshot(states: Iterable[AccountState]) -> dict[str, object]:
+    """The KPIs the replayed states tell by themselves, of the target accounts (as the
+    API's funnel counts): what a back-tested rule or threshold does to the funnel. The
+    KPIs of a period (win rate, cost per account, ...) need the facts: ``--into``."""
+    targets = [state for state in states if state.is_target]
+    return {
+        "targets": len(targets),
+        "targets_per_tier": {str(t): n for t, n in kpis.tier_counts(targets).items()},
+        "engaged_or_beyond_share": kpis.targets_engaged_or_beyond_share(targets),
+        "pipeline": kpis.pipeline_amount(targets),
+        "conversions": {
+            f"{c.from_stage}->{c.to_stage}": c.rate for c in kpis.stage_conversions(targets)
+        },
     }
 
 
