@@ -7,7 +7,7 @@ import asyncio
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from services.kit.kafka import create_producer
+from services.kit.kafka import create_producer, stop_client
 from services.kit.publish import BrokerUnavailable
 from services.kit.settings import CommonSettings
 
@@ -32,4 +32,4 @@ class LazyProducer:
 
     async def close(self) -> None:
         if self._producer is not None:
-            await self._producer.stop()
+            await stop_client(self._producer, "API producer")

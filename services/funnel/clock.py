@@ -66,7 +66,7 @@ def clock_ticker(settings: CommonSettings, interval_s: float, lateness_s: float)
                     log.warning("clock tick not produced: %r", error)
         finally:
             if producer is not None:
-                await producer.stop()
+                await kafka.stop_client(producer, "clock producer")
 
     return tick
 

@@ -29,11 +29,13 @@ from services.funnel.state import AccountState
 
 @dataclass
 class Replay:
-    states: dict[str, AccountState]
-    transitions: int
-    applied: int
-    duplicates: int
-    undecodable: int
+    """A replay's result so far: empty to start with."""
+
+    states: dict[str, AccountState] = field(default_factory=dict)
+    transitions: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    undecodable: int = 0
     outputs: list[StageChanged | TierChanged] = field(default_factory=list)
     """Every stage and tier change, in order; kept only when asked (``history=True``)."""
 
@@ -67,15 +69,11 @@ def replay(
     """Apply ``events`` (encoded, or decoded already) in the order given, from empty
     state; ``history``: keep the outputs too. For the topics' or a file's records, give
     them in replay order (``replay_order.in_replay_order``)."""
-    result = empty_replay()
+    result = Replay()
     for applied in replay_batches(events, config, result, batch):
         if history:
             result.outputs += applied.outputs
     return result
-
-
-def empty_replay() -> Replay:
-    return Replay(states={}, transitions=0, applied=0, duplicates=0, undecodable=0)
 
 
 def replay_batches(

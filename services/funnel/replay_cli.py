@@ -18,10 +18,10 @@ from sqlalchemy import make_url, select
 from schemas import topics
 from services.funnel.config import FunnelConfig, load_funnel_config
 from services.funnel.replay import (
+    Replay,
     ReplayBatch,
     compare,
     dump_states,
-    empty_replay,
     read_event_file,
     render_comparison,
     replay,
@@ -139,7 +139,7 @@ def run_replay(
         result = replay(ordered, funnel_config)
     else:
         migrate.upgrade(into)
-        result = empty_replay()
+        result = Replay()
         batches = replay_batches(ordered, funnel_config, result)
         asyncio.run(write_replay(into, batches, funnel_config, timeline_days))
     print(json.dumps({"config_version": funnel_config.version, **summary(result)}, indent=2))

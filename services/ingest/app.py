@@ -57,7 +57,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
             yield {"ingest": state}
         finally:
             await stop_refreshing(refreshing)
-            await producer.stop()
+            await kafka.stop_client(producer, "ingest producer")
             await engine.dispose()
 
     async def readiness() -> dict[str, str]:

@@ -53,8 +53,8 @@ def collect(
             event = to_event(segment_message, received, visitors.get, ranges)
         except RejectedMessage as rejection:
             kept = scrub_message(message, received.ip_policy)
-            raw = dead_letter_bytes(kept, originals(index) if originals else None)
-            _reject(result, index, kept, raw, rejection, received.source)
+            original = originals(index) if originals else None
+            reject(result, index, kept, original, rejection, received.source)
             continue
         if event is None:
             result.ignored += 1
@@ -115,17 +115,20 @@ def dead_letter_bytes(message: Any, original: Original | None) -> bytes:
     return json.dumps(message, default=str).encode()
 
 
-def _reject(
+def reject(
     result: Collected,
     index: int,
     message: Any,
-    raw: bytes,
+    original: Original | None,
     rejection: RejectedMessage,
     source: str,
+    id_keys: tuple[str, ...] = ("messageId", "eid"),
 ) -> None:
+    """List ``message`` (the ``index``-th of the request) as rejected, under the first of
+    its ``id_keys`` it has, and dead-letter it (see ``dead_letter_bytes``)."""
     message_id = None
     if isinstance(message, Mapping):
-        message_id = message.get("messageId") or message.get("eid")
+        message_id = next((message[k] for k in id_keys if message.get(k)), None)
     result.rejected.append(
         {
             "index": index,
@@ -135,5 +138,6 @@ def _reject(
             "reason": rejection.reason,
         }
     )
+    raw = dead_letter_bytes(message, original)
     result.dead.append((raw, f"{rejection.field}: {rejection.reason}", source))
     metrics.INGEST_EVENTS.labels("invalid", "rejected").inc()

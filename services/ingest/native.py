@@ -22,7 +22,7 @@ from services.ingest.collect import (
     Collected,
     Originals,
     count_resolutions,
-    dead_letter_bytes,
+    reject,
     remember_visitor,
 )
 from services.ingest.errors import RejectedMessage, reject_oversized
@@ -69,8 +69,8 @@ def collect_native(
         try:
             event = native_event(item, received, max_event_bytes, visitors.get)
         except RejectedMessage as rejection:
-            raw = dead_letter_bytes(item, originals(index) if originals else None)
-            _reject(result, index, item, raw, rejection, received.source)
+            original = originals(index) if originals else None
+            reject(result, index, item, original, rejection, received.source, ("event_id",))
             continue
         if event.event_id in seen:
             result.duplicates += 1
@@ -162,19 +162,3 @@ def _validate(document: dict[str, Any]) -> InboundEvent:
         if first.get("type") == "union_tag_not_found":
             raise RejectedMessage("type", "required: one of the inbound event types") from None
         raise RejectedMessage(".".join(location) or "event", first.get("msg", "invalid")) from None
-
-
-def _reject(
-    result: Collected, index: int, item: Any, raw: bytes, rejection: RejectedMessage, source: str
-) -> None:
-    event_id = item.get("event_id") if isinstance(item, Mapping) else None
-    result.rejected.append(
-        {
-            "index": index,
-            "messageId": event_id if isinstance(event_id, str) else None,
-            "field": rejection.field,
-            "reason": rejection.reason,
-        }
-    )
-    result.dead.append((raw, f"{rejection.field}: {rejection.reason}", source))
-    metrics.INGEST_EVENTS.labels("invalid", "rejected").inc()

@@ -37,7 +37,7 @@ from services.kit.inbound import (
     attribute_outputs,
     decode_records,
 )
-from services.kit.kafka import create_producer
+from services.kit.kafka import STOP_TIMEOUT_S, create_producer, stop_client
 from services.kit.lag import PartitionLag
 from services.kit.offsets import OffsetConflict, OutboundRecord, TopicPartitionKey
 from services.kit.positions import StoredPositions
@@ -77,10 +77,9 @@ class ShellOptions:
     outbox_batch: int = 1000
     prune_every_s: float = 60.0
     max_backoff_s: float = 10.0
-    # Leaving the group and flushing the relay's producer wait at most this long: with no
-    # broker to answer, aiokafka retries forever, and a service that ignores SIGTERM is
-    # killed by its supervisor anyway.
-    close_timeout_s: float = 5.0
+    # Leaving the group and flushing the relay's producer wait at most this long (see
+    # ``kafka.stop_client``).
+    close_timeout_s: float = STOP_TIMEOUT_S
     # The relay waits at most this long for the broker's acknowledgements of a batch of
     # outbox rows; beyond it the rows stay queued and the loop retries (and sees a stop).
     relay_timeout_s: float = 3.0
@@ -142,30 +141,9 @@ class ConsumerShell:
             await self._loop(stop)
         finally:
             self.status.started = False
-            await self._close(self._consumer, "consumer")  # leaves the group: partitions move
-            await self._close(self._producer, "relay producer")
-
-    async def _close(self, client: AIOKafkaConsumer | AIOKafkaProducer, name: str) -> None:
-        """Nothing is lost by giving up: the offsets and the records not yet relayed are in
-        the database, and the broker drops a silent member after its session timeout."""
-        timeout = self._options.close_timeout_s
-        try:
-            await asyncio.wait_for(client.stop(), timeout)
-        except TimeoutError:
-            why = f"no answer in {timeout:.0f} s"
-        except KafkaError as error:
-            why = repr(error)
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise  # we are being cancelled
-            # aiokafka's fetcher re-raises the cancellation of its own request task
-            # when that task was backing off from a broker that is gone.
-            why = "its requests to the broker were cancelled"
-        else:
-            return
-        log.warning("the broker did not answer while stopping the %s (%s): stopped without it",
-                    name, why)  # fmt: skip
+            timeout = self._options.close_timeout_s
+            await stop_client(self._consumer, "consumer", timeout)  # leaves the group
+            await stop_client(self._producer, "relay producer", timeout)
 
     async def _start_clients(self, stop: asyncio.Event) -> None:
         """Connect, waiting out a broker that is not up yet (back-off, never give up)."""

@@ -7,7 +7,7 @@ import logging
 import random
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
@@ -37,6 +37,37 @@ def create_producer(settings: CommonSettings, *, linger_ms: int = 0) -> AIOKafka
         compression_type=None,
         partitioner=keyed_partitioner,
     )
+
+
+# A client stopping with no broker to answer retries forever in aiokafka; a service that
+# ignores SIGTERM is killed by its supervisor anyway, so stopping waits at most this long.
+STOP_TIMEOUT_S = 5.0
+
+
+async def stop_client(
+    client: AIOKafkaConsumer | AIOKafkaProducer, name: str, timeout_s: float = STOP_TIMEOUT_S
+) -> None:
+    """Stop ``client``, giving up after ``timeout_s`` or when the broker is gone (logged).
+    Callers lose nothing by it: what they owe the broker is in the database (offsets,
+    outbox rows) or was never acknowledged to anyone, and the broker drops a silent group
+    member after its session timeout."""
+    try:
+        await asyncio.wait_for(client.stop(), timeout_s)
+    except TimeoutError:
+        why = f"no answer in {timeout_s:.0f} s"
+    except KafkaError as error:
+        why = repr(error)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # we are being cancelled
+        # aiokafka's fetcher re-raises the cancellation of its own request task
+        # when that task was backing off from a broker that is gone.
+        why = "its requests to the broker were cancelled"
+    else:
+        return
+    log.warning("the broker did not answer while stopping the %s (%s): stopped without it",
+                name, why)  # fmt: skip
 
 
 def keyed_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
