@@ -104,7 +104,8 @@ async def run() -> str:
             flush=True,
         )
         pixel = await measure_pixel(Path(scratch))
-        print(f"pixel: {pixel.pixel.rate:,.0f} hits/s vs empty {pixel.empty.rate:,.0f}", flush=True)
+        print(f"pixel: {pixel.pixel.rate:,.0f} hits/s vs empty {pixel.empty.rate:,.0f}, "
+              f"median ratio {pixel.ratio:.2f}", flush=True)  # fmt: skip
         pipeline = await measure_pipeline(Path(scratch))
         print(
             f"pipeline: {pipeline.rate:,.0f} ev/s vs discard {pipeline.baseline_rate:,.0f} ev/s",

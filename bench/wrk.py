@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import statistics
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -54,13 +55,15 @@ class Load:
         return self.cpu_s / max(self.requests, 1) * 1e6
 
 
-def run_wrk(base: str, request_lua: str, scratch: Path, name: str, pid: int) -> Load:
-    """wrk with ``request_lua`` (defining ``request``) for SECONDS over CONNECTIONS."""
+def run_wrk(
+    base: str, request_lua: str, scratch: Path, name: str, pid: int, seconds: int = SECONDS
+) -> Load:
+    """wrk with ``request_lua`` (defining ``request``) for ``seconds`` over CONNECTIONS."""
     script = scratch / f"{name}.lua"
     script.write_text(request_lua + REPORT_LUA)
     cpu_before = cpu_seconds(pid)
     output = subprocess.run(
-        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "-s", str(script), base],
+        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(script), base],
         capture_output=True,
         text=True,
         check=True,
@@ -68,10 +71,24 @@ def run_wrk(base: str, request_lua: str, scratch: Path, name: str, pid: int) -> 
     match = re.search(r"RESULT (\d+) ([\d.]+) ([\d.]+) ([\d.]+) (\d+) (\d+)", output)
     if match is None:
         raise RuntimeError(f"wrk printed no result: {output[-500:]}")
-    requests, seconds, p50, p99, errors, received = match.groups()
+    requests, elapsed, p50, p99, errors, received = match.groups()
     cpu = cpu_seconds(pid) - cpu_before
-    figures = (float(seconds), float(p50), float(p99), int(errors), cpu, int(received))
+    figures = (float(elapsed), float(p50), float(p99), int(errors), cpu, int(received))
     return Load(int(requests), *figures)
+
+
+def combined(loads: list[Load]) -> Load:
+    """Several runs of the same load as one: their sums, and the median of their latency
+    percentiles (percentiles do not add up)."""
+    return Load(
+        requests=sum(load.requests for load in loads),
+        seconds=sum(load.seconds for load in loads),
+        p50_ms=statistics.median(load.p50_ms for load in loads),
+        p99_ms=statistics.median(load.p99_ms for load in loads),
+        errors=sum(load.errors for load in loads),
+        cpu_s=sum(load.cpu_s for load in loads),
+        bytes_read=sum(load.bytes_read for load in loads),
+    )
 
 
 def cpu_seconds(pid: int) -> float:

@@ -22,18 +22,13 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict
-
 from services.funnel.config import IcpConfig, RangeCriterion, ValuesCriterion
+from services.funnel.frozen import Frozen
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-class Firmographics(_Frozen):
+class Firmographics(Frozen):
     """What is known about a company; ``None`` means unknown."""
 
     name: str | None = None
@@ -48,7 +43,7 @@ class Firmographics(_Frozen):
     owner: str | None = None
 
 
-class FitContribution(_Frozen):
+class FitContribution(Frozen):
     """One ICP criterion's part in a fit score."""
 
     criterion: str
@@ -57,7 +52,7 @@ class FitContribution(_Frozen):
     points: float
 
 
-class FitScore(_Frozen):
+class FitScore(Frozen):
     """A fit score 0-100 and the contribution of every criterion to it."""
 
     score: float = 0.0

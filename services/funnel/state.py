@@ -35,12 +35,13 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, NamedTuple, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 from typing_extensions import TypedDict
 
 from schemas import kpis
 from schemas.events import Stage
 from services.funnel.fit import Firmographics, FitScore
+from services.funnel.frozen import Frozen
 from services.funnel.scores import Scores, canonical, empty_scores
 
 MAX_CONTACTS = 250
@@ -60,12 +61,7 @@ OpportunityOutcome = Literal["won", "lost"]
 _V = TypeVar("_V")
 
 
-class _Frozen(BaseModel):
-    # extra="ignore": a state written by a newer version stays readable by an older one.
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-class Counters(_Frozen):
+class Counters(Frozen):
     """Signal counts since the account was first seen (bots excluded)."""
 
     visits: int = 0
@@ -86,7 +82,7 @@ class Counters(_Frozen):
         return self.model_copy(update=update)
 
 
-class Contact(_Frozen):
+class Contact(Frozen):
     """A person of the account, known by the key of their address (``contact_key``)."""
 
     role: str = "unknown"
@@ -129,14 +125,14 @@ def view_through_counts(visits: int, conversions: int) -> ViewThrough:
     return {"visits": visits, "conversions": conversions}
 
 
-class ClosedOpportunity(_Frozen):
+class ClosedOpportunity(Frozen):
     """An opportunity won or lost, remembered so that a repeat of its close is a no-op."""
 
     id: str
     outcome: OpportunityOutcome
 
 
-class AccountState(_Frozen):
+class AccountState(Frozen):
     """Everything the funnel knows about one account (see the module docstring)."""
 
     domain: str

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,10 +57,10 @@ def collect(
             continue
         if event is None:
             result.ignored += 1
-            metrics.INGEST_EVENTS.labels("none", "ignored").inc()
+            metrics.labelled(metrics.INGEST_EVENTS, "none", "ignored").inc()
         elif event.event_id in seen:
             result.duplicates += 1
-            metrics.INGEST_EVENTS.labels(event.type, "duplicate").inc()
+            metrics.labelled(metrics.INGEST_EVENTS, event.type, "duplicate").inc()
         else:
             seen.add(event.event_id)
             result.events.append(event)
@@ -88,8 +87,12 @@ def start_resolution_series() -> None:
 def count_resolutions(events: Sequence[InboundEvent]) -> None:
     """The accepted events by provenance: one metric lookup per provenance, which costs
     more than an event's share of the rest."""
-    for provenance, count in Counter(e.account_provenance or "none" for e in events).items():
-        metrics.INGEST_ACCOUNT_RESOLUTIONS.labels(provenance).inc(count)
+    counts: dict[str, int] = {}
+    for event in events:
+        label = event.account_provenance or "none"
+        counts[label] = counts.get(label, 0) + 1
+    for provenance, count in counts.items():
+        metrics.labelled(metrics.INGEST_ACCOUNT_RESOLUTIONS, provenance).inc(count)
 
 
 def remember_visitor(event: InboundEvent, visitors: VisitorAccounts, user_id: Any = None) -> None:
@@ -100,10 +103,12 @@ def remember_visitor(event: InboundEvent, visitors: VisitorAccounts, user_id: An
         return
     if event.type == "meeting_held":  # named by its attendees: who sent it is not one of them
         return
+    anonymous_id = event.anonymous_id
+    if anonymous_id:
+        visitors.remember(anonymous_id, event.account)
     user_id = user_id or getattr(event, "user_id", None)
-    for visitor in {event.anonymous_id, user_id}:
-        if isinstance(visitor, str) and visitor:
-            visitors.remember(visitor, event.account)
+    if isinstance(user_id, str) and user_id and user_id != anonymous_id:
+        visitors.remember(user_id, event.account)
 
 
 def dead_letter_bytes(message: Any, original: Original | None) -> bytes:
@@ -140,4 +145,4 @@ def reject(
     )
     raw = dead_letter_bytes(message, original)
     result.dead.append((raw, f"{rejection.field}: {rejection.reason}", source))
-    metrics.INGEST_EVENTS.labels("invalid", "rejected").inc()
+    metrics.labelled(metrics.INGEST_EVENTS, "invalid", "rejected").inc()

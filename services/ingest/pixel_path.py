@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.ingest.pixel import GIF, NO_CACHE
@@ -44,7 +43,7 @@ class PixelFastPath:
             await self.app(scope, receive, send)
             return
         scope["route"] = _ROUTE
-        await record_pixel_hit(state, Request(scope, receive))
+        await record_pixel_hit(state, scope)
         await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
         body = b"" if scope["method"] == "HEAD" else GIF
         await send({"type": "http.response.body", "body": body})

@@ -13,9 +13,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from starlette.types import Scope
 
 from services.ingest.bodies import json_body, json_body_and_bytes
-from services.ingest.client_address import request_context
+from services.ingest.client_address import header, scope_context
 from services.ingest.collect import Collected, Originals, Translate, collect
 from services.ingest.errors import RETRY_AFTER_S, Problem, RejectedMessage
 from services.ingest.native import collect_native
@@ -262,15 +263,15 @@ async def accepted(
 async def pixel(request: Request) -> Response:
     """Documents the pixel; hits are served by ``PixelFastPath`` (services/ingest/pixel_path.py)
     in front of routing, which shares ``record_pixel_hit`` with this route."""
-    await record_pixel_hit(request.state.ingest, request)
+    await record_pixel_hit(request.state.ingest, request.scope)
     return Response(GIF, media_type="image/gif", headers=NO_CACHE)
 
 
-async def record_pixel_hit(state: IngestState, request: Request) -> None:
+async def record_pixel_hit(state: IngestState, scope: Scope) -> None:
     """Produce the event a pixel hit describes; never raises for bad input, an unavailable
     broker or write keys that cannot be checked (a pixel cannot read errors: they are
     counted in the metrics, and a bad ``data`` is dead-lettered like any rejected message)."""
-    query = {"ua": request.headers.get("user-agent", ""), **pixel_query(request.scope)}
+    query = {"ua": header(scope, b"user-agent") or "", **pixel_query(scope)}
     key = query.pop("k", "")  # a credential: never part of the message or a dead letter
     try:
         access = await state.write_keys.access(key) if key else None
@@ -280,7 +281,7 @@ async def record_pixel_hit(state: IngestState, request: Request) -> None:
     if access is None:
         metrics.INGEST_EVENTS.labels("page_viewed", "unauthenticated").inc()
     else:
-        address = request_context(request, state.settings.ingest_trusted_proxies)
+        address = scope_context(scope, state.settings.ingest_trusted_proxies)
         received = Received(
             at=datetime.now(UTC),
             source=access.source,

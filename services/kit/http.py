@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.kit import metrics
 from services.kit.gc_tuning import tune_for_throughput
 from services.kit.runner import quiet_server, stop_on_signals
 
@@ -43,7 +44,7 @@ class TimingMiddleware:
         finally:
             route = str(getattr(scope.get("route"), "path", "unmatched"))
             labels = [route, str(status)] if self.with_status else [route]
-            self.histogram.labels(*labels).observe(time.perf_counter() - started)
+            metrics.labelled(self.histogram, *labels).observe(time.perf_counter() - started)
 
 
 def serve(app: FastAPI, host: str, port: int) -> None:

@@ -13,8 +13,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram, Info
+from prometheus_client.metrics import MetricWrapperBase
+
+_Metric = TypeVar("_Metric", bound=MetricWrapperBase)
+_CHILDREN: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+
+def labelled(metric: _Metric, *values: str) -> _Metric:
+    """``metric.labels(*values)``, remembered: prometheus-client validates the values and
+    takes a lock on every lookup, about a microsecond, paid several times per pixel hit
+    and per request. The label sets are bounded (see above), so is the memory. Not for a
+    series ever removed (``remove``, ``clear``): the child kept would no longer be exported."""
+    key = (metric, values)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*values)
+    return child
+
 
 BUILD_INFO = Info("abm_build", "Build information of the running abm-stream.")
 BUILD_INFO_KEYS = ("version", "service")

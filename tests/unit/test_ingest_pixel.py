@@ -6,8 +6,11 @@ import base64
 import json
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas.events import AdInteracted, PageViewed
 from services.ingest.collect import collect
@@ -126,3 +129,18 @@ def test_the_query_is_parsed_as_starlette_parses_it() -> None:
     assert pixel_query(scope) == {"url": "https://v.io/a?b=1", "title": "", "aid": "v2",
                                   "t": "a b"}  # fmt: skip
     assert pixel_query({}) == {}
+
+
+# Query strings as a client may send them: the characters that mean something to the
+# parser (separators, escapes, plus) mixed with any other, escapes valid or not.
+_QUERY_PARTS = st.one_of(
+    st.sampled_from(["&", "=", "+", "%", "%2", "%20", "%3D", "%26", "%zz", "%C3%A9", "%ff", ";"]),
+    st.text(max_size=4),
+)
+
+
+@given(st.lists(_QUERY_PARTS, max_size=30).map("".join))
+def test_the_query_parser_agrees_with_parse_qsl_on_any_query(query: str) -> None:
+    raw = query.encode("utf-8")
+    expected = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+    assert pixel_query({"query_string": raw}) == expected

@@ -8,14 +8,18 @@ import os
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 
+from schemas import topics
+from schemas.events import PageViewed
 from services.funnel.gauges import export_counts
 from services.ingest import observe
-from services.kit import inbound
+from services.ingest.collect import Collected
+from services.kit import inbound, metrics
 from services.kit.lag import PartitionLag
 
 GROUP = "test-lag"
@@ -80,6 +84,37 @@ def test_consumer_dead_letters_carry_a_bounded_reason_class(raw: bytes, expected
 )
 def test_ingest_rejections_have_a_bounded_reason_class(reason: str, expected: str) -> None:
     assert observe.reason_class(reason) == expected
+
+
+def test_a_published_request_counts_its_events_dead_letters_and_newest_time() -> None:
+    def page(event_id: str, at: datetime) -> PageViewed:
+        return PageViewed(event_id=event_id, occurred_at=at, received_at=at, account="a.io",
+                          source="s", url="https://v.io/")  # fmt: skip
+
+    def counted() -> tuple[float, float, float, float]:
+        return (
+            sample("abm_ingest_events_total", type="page_viewed", outcome="accepted") or 0.0,
+            sample("abm_ingest_produced_total", topic=topics.EVENTS.name) or 0.0,
+            sample("abm_ingest_produced_total", topic=topics.DEAD_LETTER.name) or 0.0,
+            sample("abm_ingest_dead_lettered_total", reason=observe.TOO_LARGE) or 0.0,
+        )
+
+    later = datetime(2031, 1, 2, tzinfo=UTC)  # newer than any event another test counted
+    before = counted()
+    events = [page("e1", later), page("e2", later - timedelta(hours=1))]
+    dead = [(b"{}", "message: larger than 32 KB", "s")]
+    observe.observe_published(Collected(events=events, dead=dead), "req", "/v1/batch")
+    after = counted()
+    assert [a - b for a, b in zip(after, before, strict=True)] == [2, 2, 1, 1]
+    newest = sample("abm_ingest_newest_event_timestamp_seconds", type="page_viewed")
+    assert newest == later.timestamp()
+
+
+def test_a_remembered_child_is_the_exported_one() -> None:
+    child = metrics.labelled(metrics.INGEST_EVENTS, "test_type", "accepted")
+    assert child is metrics.labelled(metrics.INGEST_EVENTS, "test_type", "accepted")
+    child.inc(3)
+    assert sample("abm_ingest_events_total", type="test_type", outcome="accepted") == 3
 
 
 def test_account_gauges_replace_their_series() -> None:
