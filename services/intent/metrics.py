@@ -15,7 +15,13 @@ from prometheus_client import Gauge
 
 from schemas.events import Event
 from services.intent.config import IntentConfig
-from services.intent.processing import detector_time, source_label, source_of, topics_for
+from services.intent.processing import (
+    Contribution,
+    contributions,
+    detector_time,
+    source_label,
+    source_of,
+)
 
 SOURCE_NEWEST_SIGNAL = Gauge(
     "abm_intent_source_newest_signal_timestamp_seconds",
@@ -25,11 +31,18 @@ SOURCE_NEWEST_SIGNAL = Gauge(
 )
 
 
-def newest_by_source(events: Sequence[Event], config: IntentConfig) -> dict[str, datetime]:
-    """Pure: the newest detector time per source label among the events that count."""
+def newest_by_source(
+    events: Sequence[Event],
+    config: IntentConfig,
+    contributed: Sequence[list[Contribution]] | None = None,
+) -> dict[str, datetime]:
+    """Pure: the newest detector time per source label among the events that count
+    (``contributed``: their ``contributions``, when already worked out)."""
     newest: dict[str, datetime] = {}
-    for event in events:
-        if not topics_for(event, config):
+    if contributed is None:
+        contributed = contributions(events, config)
+    for event, pairs in zip(events, contributed, strict=True):
+        if not pairs:
             continue
         label = source_label(source_of(event), config)
         at = detector_time(event)
@@ -44,8 +57,13 @@ class SourceFreshness:
     def __init__(self) -> None:
         self._seen: dict[str, float] = {}
 
-    def observe(self, events: Sequence[Event], config: IntentConfig) -> None:
-        for label, at in newest_by_source(events, config).items():
+    def observe(
+        self,
+        events: Sequence[Event],
+        config: IntentConfig,
+        contributed: Sequence[list[Contribution]] | None = None,
+    ) -> None:
+        for label, at in newest_by_source(events, config, contributed).items():
             stamp = at.timestamp()
             if stamp > self._seen.get(label, float("-inf")):
                 self._seen[label] = stamp

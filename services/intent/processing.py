@@ -109,13 +109,26 @@ def population_key(account: str, topic: str, config: IntentConfig) -> SeriesKey:
     return f"{POPULATION_PREFIX}{partition}", topic
 
 
-def series_keys(events: Sequence[Event], config: IntentConfig) -> set[SeriesKey]:
-    """The series whose states ``apply_events`` reads: load these first."""
+def contributions(events: Sequence[Event], config: IntentConfig) -> list[list[Contribution]]:
+    """``topics_for`` of each event, in order: the consumer works them out once per batch
+    and hands them to ``series_keys``, ``apply_events`` and the freshness metric."""
+    return [topics_for(event, config) for event in events]
+
+
+def series_keys(
+    events: Sequence[Event],
+    config: IntentConfig,
+    contributed: Sequence[list[Contribution]] | None = None,
+) -> set[SeriesKey]:
+    """The series whose states ``apply_events`` reads: load these first. ``contributed``:
+    the events' ``contributions``, when already worked out."""
     keys: set[SeriesKey] = set()
-    for event in events:
+    if contributed is None:
+        contributed = contributions(events, config)
+    for event, pairs in zip(events, contributed, strict=True):
         if event.account is None:
             continue
-        for topic, _ in topics_for(event, config):
+        for topic, _ in pairs:
             keys.add((event.account, topic))
             if config.population_partitions:
                 keys.add(population_key(event.account, topic, config))
@@ -123,23 +136,29 @@ def series_keys(events: Sequence[Event], config: IntentConfig) -> set[SeriesKey]
 
 
 def apply_events(
-    states: dict[SeriesKey, SeriesState], events: Sequence[Event], config: IntentConfig
+    states: dict[SeriesKey, SeriesState],
+    events: Sequence[Event],
+    config: IntentConfig,
+    contributed: Sequence[list[Contribution]] | None = None,
 ) -> tuple[dict[SeriesKey, SeriesState], list[SurgeEvent]]:
-    """Run ``events`` in order over ``states`` (not mutated).
+    """Run ``events`` in order over ``states`` (not mutated). ``contributed``: the events'
+    ``contributions``, when already worked out.
 
     Returns the states that changed and the surge events, in order. A key missing from
     ``states`` is a new series.
     """
     view = _View(states)
     outputs: list[SurgeEvent] = []
-    for event in events:
+    if contributed is None:
+        contributed = contributions(events, config)
+    for event, pairs in zip(events, contributed, strict=True):
         if isinstance(event, ClockTicked):
             outputs += _close_quiet_surges(view, event, config)
             continue
         account = event.account
         if account is None:
             continue
-        for topic, weight in topics_for(event, config):
+        for topic, weight in pairs:
             key = (account, topic)
             before = view.get(key)
             if before is None:

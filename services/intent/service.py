@@ -12,7 +12,12 @@ from schemas.events import ClockTicked
 from services.intent import repository
 from services.intent.config import IntentConfig, load_intent_config
 from services.intent.metrics import SourceFreshness
-from services.intent.processing import apply_events, is_intent_input, series_keys
+from services.intent.processing import (
+    apply_events,
+    contributions,
+    is_intent_input,
+    series_keys,
+)
 from services.intent.settings import IntentSettings
 from services.kit import metrics
 from services.kit.changes import record_changes
@@ -32,14 +37,15 @@ class IntentHandler:
         self, session: AsyncSession, records: Sequence[InboundRecord]
     ) -> list[OutboundRecord]:
         events = [r.event for r in records]
-        self._freshness.observe(events, self._config)
-        keys = series_keys(events, self._config)
+        contributed = contributions(events, self._config)  # once: three uses below
+        self._freshness.observe(events, self._config, contributed)
+        keys = series_keys(events, self._config, contributed)
         ticked = {e.partition for e in events if isinstance(e, ClockTicked)}
         keys |= await repository.surging_series(session, ticked)
         if not keys:
             return []
         states = await repository.load_series(session, keys)
-        changed, outputs = apply_events(states, events, self._config)
+        changed, outputs = apply_events(states, events, self._config, contributed)
         await repository.save_series(session, changed)
         await repository.record_surges(session, outputs)
         await record_changes(session, outputs)

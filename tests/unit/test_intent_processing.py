@@ -29,6 +29,7 @@ from services.intent.processing import (
     SURGE_NAMESPACE,
     SeriesKey,
     apply_events,
+    contributions,
     is_intent_input,
     population_key,
     series_keys,
@@ -277,8 +278,10 @@ def test_deterministic_also_across_json_round_trips() -> None:
     outputs: list[SurgeStarted | SurgeEnded] = []
     for start in range(0, len(events), 7):
         batch = events[start : start + 7]
-        loaded = {key: states[key] for key in series_keys(batch, CONFIG) if key in states}
-        changed, emitted = apply_events(loaded, batch, CONFIG)
+        contributed = contributions(batch, CONFIG)  # as the consumer does: worked out once
+        keys = series_keys(batch, CONFIG, contributed)
+        loaded = {key: states[key] for key in keys if key in states}
+        changed, emitted = apply_events(loaded, batch, CONFIG, contributed)
         states |= _round_trip(changed)
         outputs += emitted
 
