@@ -9,7 +9,7 @@ PROMETHEUS_BIN := $(shell command -v promtool 2>/dev/null)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint format bench postgres prometheus chromium schemas clean wrk
+.PHONY: help install run test test-fast lint format bench instructions valgrind postgres prometheus chromium schemas clean wrk
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -69,6 +69,13 @@ wrk: ## Install the wrk HTTP load generator if missing (the API benchmark uses i
 
 bench: install postgres wrk ## Throughput benchmarks; results go to docs/benchmarks.md
 	$(BIN)/python -m bench
+
+valgrind: ## Install valgrind if missing (make instructions counts with it)
+	@command -v valgrind >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
+
+instructions: install valgrind ## The funnel core's instructions per event (REF=commit to compare with)
+	$(BIN)/python -m bench.instructions $(if $(REF),--against $(REF))
 
 clean: ## Remove the virtualenv and local state
 	rm -rf $(VENV) var

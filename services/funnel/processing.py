@@ -78,7 +78,8 @@ def apply_event(
 
     Raises ``ValueError`` when ``state`` belongs to another account than the event.
     """
-    if _ignored(state, event) or event.account is None:
+    key = event_key(event.event_id)
+    if _ignored(state, event, key) or event.account is None:
         return state, []
     if state is not None and state.domain != event.account:
         raise ValueError(f"event for {event.account!r} applied to state of {state.domain!r}")
@@ -86,7 +87,7 @@ def apply_event(
         event.account, event.occurred_at, score_fit(Firmographics(), config.icp)
     )
     current, expired = expire(current, event.occurred_at, config)
-    current = _advance_clock(current, event)
+    current = _advance_clock(current, event, key)
     current, moves = _handle(current, event, config)
     current, moved = _apply_moves(current, moves, event, config)
     current, retiered = _retier(current, event, config)
@@ -188,20 +189,20 @@ def transition_numbers(
     return numbers[::-1]
 
 
-def _ignored(state: AccountState | None, event: Event) -> bool:
+def _ignored(state: AccountState | None, event: Event, key: str) -> bool:
     if event.account is None or event.is_bot:
         return True
     if isinstance(event, StageChanged | TierChanged):
         return True
-    return state is not None and event_key(event.event_id) in state.recent_event_keys
+    return state is not None and key in state.recent_event_keys
 
 
-def _advance_clock(state: AccountState, event: Event) -> AccountState:
+def _advance_clock(state: AccountState, event: Event, key: str) -> AccountState:
     return state.model_copy(
         update={
             "clock": latest(state.clock, event.occurred_at),
             "recent_event_keys": bounded_append(
-                state.recent_event_keys, event_key(event.event_id), MAX_RECENT_EVENT_KEYS
+                state.recent_event_keys, key, MAX_RECENT_EVENT_KEYS
             ),
         }
     )
