@@ -78,8 +78,10 @@ def apply_event(
 
     Raises ``ValueError`` when ``state`` belongs to another account than the event.
     """
-    key = event_key(event.event_id)
-    if _ignored(state, event, key) or event.account is None:
+    if _ignored(event) or event.account is None:
+        return state, []
+    key = event_key(event.event_id)  # hashed once: the duplicate check, then the clock
+    if state is not None and key in state.recent_event_keys:
         return state, []
     if state is not None and state.domain != event.account:
         raise ValueError(f"event for {event.account!r} applied to state of {state.domain!r}")
@@ -189,12 +191,9 @@ def transition_numbers(
     return numbers[::-1]
 
 
-def _ignored(state: AccountState | None, event: Event, key: str) -> bool:
-    if event.account is None or event.is_bot:
-        return True
-    if isinstance(event, StageChanged | TierChanged):
-        return True
-    return state is not None and key in state.recent_event_keys
+def _ignored(event: Event) -> bool:
+    """Events the funnel never applies, whatever the state (recent repeats aside)."""
+    return event.account is None or event.is_bot or isinstance(event, StageChanged | TierChanged)
 
 
 def _advance_clock(state: AccountState, event: Event, key: str) -> AccountState:
