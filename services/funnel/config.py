@@ -12,23 +12,26 @@ import json
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+from pydantic.dataclasses import dataclass
+
+from services.kit.records import Frozen
+
+# Typos are errors, not silence. Records, not models: the rules read the configuration on
+# every event (see ``services.kit.records``).
+_CONFIG = ConfigDict(extra="forbid")
 
 
-class _Config(BaseModel):
-    """Base of the configuration models: immutable, and typos are errors, not silence."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ValuesCriterion(_Config):
+@dataclass(frozen=True, config=_CONFIG)
+class ValuesCriterion(Frozen):
     """Matches when the account's value contains one of ``values`` (see ``fit``)."""
 
     values: tuple[str, ...] = ()
     weight: float = Field(default=0.0, ge=0)
 
 
-class RangeCriterion(_Config):
+@dataclass(frozen=True, config=_CONFIG)
+class RangeCriterion(Frozen):
     """Matches when the account's number lies in ``[min, max]`` (a missing bound is open)."""
 
     min: float | None = None
@@ -57,7 +60,8 @@ def _default_funding() -> ValuesCriterion:
     return ValuesCriterion(values=values, weight=10)
 
 
-class IcpConfig(_Config):
+@dataclass(frozen=True, config=_CONFIG)
+class IcpConfig(Frozen):
     """The ideal customer profile as weighted criteria; weights need not add up to 100.
 
     The default describes a B2B SaaS vendor: software / SaaS / fintech companies in the US,
@@ -77,7 +81,8 @@ class IcpConfig(_Config):
     maturity: ValuesCriterion | None = None
 
 
-class EngagementWeights(_Config):
+@dataclass(frozen=True, config=_CONFIG)
+class EngagementWeights(Frozen):
     """Points of one activity in the engagement score (before the contact's role multiplier).
 
     One event is one activity, the most specific one: a high-value page view scores as such
@@ -122,7 +127,8 @@ def _default_title_keywords() -> dict[str, tuple[str, ...]]:
     }
 
 
-class EngagementConfig(_Config):
+@dataclass(frozen=True, config=_CONFIG)
+class EngagementConfig(Frozen):
     """The engagement score: weighted activity within a window, by the contact's role.
 
     ``role_weights`` multiplies the points of an activity whose contact has that role (the
@@ -153,7 +159,8 @@ class EngagementConfig(_Config):
         return self
 
 
-class RelationshipWeights(_Config):
+@dataclass(frozen=True, config=_CONFIG)
+class RelationshipWeights(Frozen):
     """Points of each component of the relationship score (scaled so the total is 100)."""
 
     two_way: float = Field(default=20, ge=0)
@@ -163,7 +170,8 @@ class RelationshipWeights(_Config):
     recency: float = Field(default=20, ge=0)
 
 
-class RelationshipConfig(_Config):
+@dataclass(frozen=True, config=_CONFIG)
+class RelationshipConfig(Frozen):
     """The relationship score (0-100) from email and meeting patterns, and its trend.
 
     Within the last ``window_days`` (see ``relationship``): two-way email balance, replies
@@ -189,7 +197,8 @@ class RelationshipConfig(_Config):
         return self
 
 
-class FunnelConfig(_Config):
+@dataclass(frozen=True, config=_CONFIG)
+class FunnelConfig(Frozen):
     """Everything the funnel rules depend on besides the events themselves."""
 
     version: str = Field(default="funnel-1", min_length=1, max_length=64)

@@ -166,4 +166,4 @@ def _result(
     )
 
 
-_WEIGHTED = frozenset(EngagementWeights.model_fields)
+_WEIGHTED = frozenset(EngagementWeights.field_names())

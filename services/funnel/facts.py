@@ -140,7 +140,7 @@ def counter_increments(before: Counters, after: Counters) -> dict[str, int]:
     return moved
 
 
-_COUNTER_NAMES = tuple(Counters.model_fields)
+_COUNTER_NAMES = Counters.field_names()
 
 
 def activity_increments(

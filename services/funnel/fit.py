@@ -22,12 +22,15 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+from pydantic.dataclasses import dataclass
+
 from services.funnel.config import IcpConfig, RangeCriterion, ValuesCriterion
-from services.funnel.frozen import Frozen
+from services.kit.records import RECORD_CONFIG, Frozen
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class Firmographics(Frozen):
     """What is known about a company; ``None`` means unknown."""
 
@@ -43,6 +46,7 @@ class Firmographics(Frozen):
     owner: str | None = None
 
 
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class FitContribution(Frozen):
     """One ICP criterion's part in a fit score."""
 
@@ -52,6 +56,7 @@ class FitContribution(Frozen):
     points: float
 
 
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class FitScore(Frozen):
     """A fit score 0-100 and the contribution of every criterion to it."""
 

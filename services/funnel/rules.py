@@ -117,7 +117,7 @@ def merge_firmographics(current: Firmographics, event: AccountUpserted) -> Firmo
     """``current`` overwritten by the fields ``event`` knows; unknown ones never erase."""
     known: dict[str, Any] = {
         name: getattr(event, name)
-        for name in Firmographics.model_fields
+        for name in Firmographics.field_names()
         if name != "technologies" and getattr(event, name) is not None
     }
     if event.technologies:

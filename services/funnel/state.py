@@ -1,10 +1,11 @@
 """The funnel's state of one account: immutable, bounded, and stored by the shell as JSON.
 
-``AccountState`` is a frozen pydantic model. The rules never mutate one: they build the
-next state with ``model_copy(update=...)`` and fresh containers, so an old state stays a
-valid snapshot. ``model_dump_json`` / ``model_validate_json`` round-trip it exactly, which
-is what makes crash recovery exact: a state read back from the database and a state kept
-in memory give the same results for the same next events.
+``AccountState`` is a frozen pydantic dataclass (``services.kit.records``: validated and
+dumped as a model is, its attributes read as a plain class's). The rules never mutate one:
+they build the next state with ``model_copy(update=...)`` and fresh containers, so an old
+state stays a valid snapshot. ``model_dump_json`` / ``model_validate_json`` round-trip it
+exactly, which is what makes crash recovery exact: a state read back from the database and
+a state kept in memory give the same results for the same next events.
 
 Every collection is bounded (see the ``MAX_*`` constants); ``open_opportunities`` is
 bounded too, by refusing new ids past its limit rather than forgetting open ones.
@@ -36,13 +37,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, NamedTuple, TypeVar
 
 from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic.dataclasses import dataclass
 from typing_extensions import TypedDict
 
 from schemas import kpis
 from schemas.events import Stage
 from services.funnel.fit import Firmographics, FitScore
-from services.funnel.frozen import Frozen
 from services.funnel.scores import Scores, canonical, empty_scores
+from services.kit.records import RECORD_CONFIG, Frozen
 
 MAX_CONTACTS = 250
 MAX_DAY_CONTACTS = 25
@@ -61,6 +63,7 @@ OpportunityOutcome = Literal["won", "lost"]
 _V = TypeVar("_V")
 
 
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class Counters(Frozen):
     """Signal counts since the account was first seen (bots excluded)."""
 
@@ -82,6 +85,7 @@ class Counters(Frozen):
         return self.model_copy(update=update)
 
 
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class Contact(Frozen):
     """A person of the account, known by the key of their address (``contact_key``)."""
 
@@ -125,6 +129,7 @@ def view_through_counts(visits: int, conversions: int) -> ViewThrough:
     return {"visits": visits, "conversions": conversions}
 
 
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class ClosedOpportunity(Frozen):
     """An opportunity won or lost, remembered so that a repeat of its close is a no-op."""
 
@@ -132,6 +137,7 @@ class ClosedOpportunity(Frozen):
     outcome: OpportunityOutcome
 
 
+@dataclass(frozen=True, config=RECORD_CONFIG)
 class AccountState(Frozen):
     """Everything the funnel knows about one account (see the module docstring)."""
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.events import InboundEvent
+from schemas.events import ContactIdentified, InboundEvent
 from services.ingest.errors import RejectedMessage, reject_oversized
 from services.ingest.identity import CONFIDENCE, REMEMBERED, RangeLookup, VisitorAccounts
 from services.ingest.ip_privacy import scrub_message
@@ -106,7 +106,10 @@ def remember_visitor(event: InboundEvent, visitors: VisitorAccounts, user_id: An
     anonymous_id = event.anonymous_id
     if anonymous_id:
         visitors.remember(anonymous_id, event.account)
-    user_id = user_id or getattr(event, "user_id", None)
+    # Not getattr(event, "user_id", None): on the events without the field, pydantic's
+    # __getattr__ builds and raises an AttributeError, a twentieth of ingest's CPU.
+    if not user_id and isinstance(event, ContactIdentified):
+        user_id = event.user_id
     if isinstance(user_id, str) and user_id and user_id != anonymous_id:
         visitors.remember(user_id, event.account)
 

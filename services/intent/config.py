@@ -13,17 +13,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    field_validator,
-    model_validator,
-)
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic.dataclasses import dataclass
 
 from schemas.topics import EVENTS
 from services.intent import model
+from services.kit.records import Frozen
 
 Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
 
@@ -40,10 +35,10 @@ DEFAULT_URL_TOPICS: dict[str, str] = {
 }
 
 
-class IntentConfig(BaseModel):
+# A record, not a model: the detector reads it several times per event (services.kit.records).
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class IntentConfig(Frozen):
     """Immutable configuration of topic mapping and surge detection."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     detector_version: str = Field(default="nb-seasonal-3", min_length=1, max_length=256)
     surge_threshold: float = Field(default=60, gt=0, le=100)
@@ -138,7 +133,7 @@ class IntentConfig(BaseModel):
         (third-party topics are free text and would make label sets unbounded)."""
         return frozenset({self.web_topic, *self.url_topics.values(), *self.competitor_topics})
 
-    @property
+    @cached_property
     def warmup_buckets(self) -> int:
         return math.ceil(self.warmup_days * MINUTES_PER_DAY / self.bucket_minutes)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -182,5 +183,5 @@ def test_tier_thresholds_must_be_ordered() -> None:
 
 def test_config_is_immutable() -> None:
     config = FunnelConfig()
-    with pytest.raises(ValidationError):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         config.fit_threshold = 10  # type: ignore[misc]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -66,5 +67,5 @@ def test_rejects_bad_config(fields: dict[str, object]) -> None:
 
 
 def test_is_frozen() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         IntentConfig().surge_threshold = 1  # type: ignore[misc]
