@@ -7,6 +7,7 @@ ever gains optional fields, and a breaking change is a new ``schema_version``.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
@@ -18,6 +19,22 @@ _DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{
 
 def normalize_domain(value: str) -> str:
     """Accounts are addressed by their primary domain: lower-case, no scheme, no "www."."""
+    # Every event names its account, and every consumer decodes every event: a few
+    # thousand accounts make most of the traffic. Long values (padding) are not kept.
+    if len(value) <= _MAX_CACHED_LENGTH:
+        return _normalized(value)
+    return _normalize(value)
+
+
+_MAX_CACHED_LENGTH = 256
+
+
+@lru_cache(maxsize=32768)
+def _normalized(value: str) -> str:
+    return _normalize(value)  # a ValueError is raised again each time, never kept
+
+
+def _normalize(value: str) -> str:
     domain = value.strip().lower().removeprefix("http://").removeprefix("https://")
     domain = domain.split("/", 1)[0].rstrip(".")
     if len(domain) > 253 or not _DOMAIN.match(domain):
@@ -26,10 +43,12 @@ def normalize_domain(value: str) -> str:
     return bare if _DOMAIN.match(bare) else domain  # "www.io" is itself the domain
 
 
+# The length constraints before the validator: pydantic then checks them in its core, on
+# the normalised value. After it, they ran as Python functions, a fifth of every decode.
 Domain = Annotated[
     str,
-    BeforeValidator(lambda v: normalize_domain(v) if isinstance(v, str) else v),
     StringConstraints(min_length=3, max_length=253),
+    BeforeValidator(lambda v: normalize_domain(v) if isinstance(v, str) else v),
 ]
 # No NUL characters: PostgreSQL text and JSONB reject them, so one would poison the
 # consumers' state writes; they are refused here, at the contract, instead.
