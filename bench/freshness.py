@@ -87,7 +87,7 @@ async def measure_freshness(
                 running.start("funnel")
             await wait_until_ready(running.url("ingest"))
             await wait_until_ready(running.url("api"))
-            components = {
+            components: dict[str, Callable[[], float]] = {
                 **_service_cpus(running.processes),
                 "broker": partial(cpu_seconds, broker.process.pid),
                 "postgres": partial(tree_cpu_seconds, cluster.postmaster_pid()),
