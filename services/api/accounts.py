@@ -55,14 +55,19 @@ async def get_account(
 ) -> AccountDetail | Response:
     key = _domain(domain)
     async with request.state.api.engine.connect() as session:
-        version = await queries.account_version(session, key)
+        row: dict[str, Any] | None = None
+        if if_none_match:  # the version alone first: a match reads no state
+            version = await queries.account_version(session, key)
+        else:
+            found = await queries.account_and_version(session, key)
+            row, version = found if found is not None else (None, None)
         if version is None:
             raise NotFound(f"no account {key!r}")
         etag = version_etag(key, version)
         if matches(if_none_match, etag):
             return Response(status_code=304, headers={"ETag": etag, "Cache-Control": "no-cache"})
         response.headers.update({"ETag": etag, "Cache-Control": "no-cache"})
-        row = await queries.account(session, key)
+        row = row or await queries.account(session, key)
         if row is None:
             raise NotFound(f"no account {key!r}")
         surges = await queries.active_surges(session, key)

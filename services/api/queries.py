@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Exists,
-    ScalarSelect,
     Select,
     and_,
     exists,
@@ -51,25 +50,42 @@ async def account(session: Reader, domain: str) -> dict[str, Any] | None:
     return None if row is None else dict(row._mapping)
 
 
-async def account_version(session: Reader, domain: str) -> tuple[Any, ...] | None:
+def _version_columns(domain: str) -> tuple[ColumnElement[Any], ...]:
     """What the account's detail depends on, cheaply: the state's write revision (every
     funnel write, transitions included, draws a new one) and its surges' summary."""
 
-    def of_surges(aggregate: ColumnElement[Any]) -> ScalarSelect[Any]:
-        return select(aggregate).where(surges.c.account == domain).scalar_subquery()
+    def of_surges(aggregate: ColumnElement[Any], name: str) -> ColumnElement[Any]:
+        return select(aggregate).where(surges.c.account == domain).scalar_subquery().label(name)
 
-    row = (
-        await session.execute(
-            select(
-                accounts.c.revision,
-                of_surges(func.count()),
-                of_surges(func.count(surges.c.ended_at)),
-                of_surges(func.max(surges.c.started_at)),
-                of_surges(func.max(surges.c.ended_at)),
-            ).where(accounts.c.domain == domain)
-        )
-    ).first()
+    return (
+        accounts.c.revision.label("version_revision"),
+        of_surges(func.count(), "version_surges"),
+        of_surges(func.count(surges.c.ended_at), "version_ended"),
+        of_surges(func.max(surges.c.started_at), "version_started_at"),
+        of_surges(func.max(surges.c.ended_at), "version_ended_at"),
+    )
+
+
+async def account_version(session: Reader, domain: str) -> tuple[Any, ...] | None:
+    """The account's version (see ``_version_columns``), without its state."""
+    query = select(*_version_columns(domain)).where(accounts.c.domain == domain)
+    row = (await session.execute(query)).first()
     return None if row is None else tuple(row)
+
+
+async def account_and_version(
+    session: Reader, domain: str
+) -> tuple[dict[str, Any], tuple[Any, ...]] | None:
+    """``account`` and ``account_version`` in one statement: a read that will send the
+    detail whatever its version (no ``If-None-Match``) needs both, one round trip apart."""
+    versions = _version_columns(domain)
+    query = select(*SUMMARY_COLUMNS, accounts.c.state, *versions).where(accounts.c.domain == domain)
+    row = (await session.execute(query)).first()
+    if row is None:
+        return None
+    values = dict(row._mapping)
+    version = tuple(values.pop(column.name) for column in versions)
+    return values, version
 
 
 async def active_surges(session: Reader, domain: str) -> list[dict[str, Any]]:

@@ -88,6 +88,28 @@ async def test_account_detail_explains_itself_and_revalidates_with_etag(
     assert other.status_code == 200
 
 
+async def test_without_the_detail_cache_the_route_revalidates_its_own_etag(pg_url: str) -> None:
+    """The route reads a detail with its version in one statement when the client sent no
+    ``If-None-Match``, and the version alone first when it did: both give one ETag."""
+    await seed(pg_url)
+    async with serving(pg_url, api_detail_cache_mb=0) as client:
+        for account in ("acct03.com", "acct07.com"):  # with a surge, and without
+            full = await client.get(f"/v1/accounts/{account}", headers=READ)
+            etag = full.headers["etag"]
+            again = await client.get(
+                f"/v1/accounts/{account}", headers={**READ, "If-None-Match": etag}
+            )
+            assert again.status_code == 304 and again.headers["etag"] == etag
+            stale = await client.get(
+                f"/v1/accounts/{account}", headers={**READ, "If-None-Match": '"v-old"'}
+            )
+            assert stale.status_code == 200 and stale.headers["etag"] == etag
+            assert stale.content == full.content
+        missing = {**READ, "If-None-Match": '"v-old"'}
+        assert (await client.get("/v1/accounts/missing.com", headers=missing)).status_code == 404
+        assert (await client.get("/v1/accounts/missing.com", headers=READ)).status_code == 404
+
+
 async def test_the_account_etag_changes_with_every_write_it_depends_on(
     api: httpx.AsyncClient, pg_url: str
 ) -> None:
