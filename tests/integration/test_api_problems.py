@@ -184,7 +184,10 @@ async def test_answers_routes_build_themselves_carry_rate_limit_headers(pg_url: 
     """The detail route's own 304 (no detail cache), a stream, and a problem raised after
     the limit was counted: FastAPI would drop the dependency's headers from all three."""
     await seed(pg_url)
-    async with serving(pg_url, api_rate_limit_burst=10, api_detail_cache_mb=0) as client:
+    # One token a minute: none comes back between the requests, however slow the machine
+    # (at the default 20 a second, one did while the stream opened, and the count was off).
+    limits = {"api_rate_limit_burst": 10, "api_rate_limit_per_minute": 1}
+    async with serving(pg_url, api_detail_cache_mb=0, **limits) as client:
         first = await client.get("/v1/accounts/acct03.com", headers=READ)
         revalidated = await client.get(
             "/v1/accounts/acct03.com", headers={**READ, "If-None-Match": first.headers["etag"]}
