@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -121,23 +121,11 @@ def _decode(packed: str) -> model.State:
 
 
 def bucket_index(at: datetime, config: IntentConfig) -> int:
-    return (at - EPOCH) // bucket_span(config.bucket_minutes)
+    return (at - EPOCH) // config.bucket_span
 
 
 def bucket_start(index: int, config: IntentConfig) -> datetime:
-    return EPOCH + index * bucket_span(config.bucket_minutes)
-
-
-_SPANS: dict[int, timedelta] = {}
-
-
-def bucket_span(minutes: int) -> timedelta:
-    """A bucket's length, built once: ``timedelta(minutes=...)`` costs more than the rest
-    of ``bucket_index``, which runs twice per event and topic."""
-    span = _SPANS.get(minutes)
-    if span is None:
-        span = _SPANS[minutes] = timedelta(minutes=minutes)
-    return span
+    return EPOCH + index * config.bucket_span
 
 
 def observe(

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -43,6 +43,7 @@ from services.kit.offsets import OffsetConflict, OutboundRecord, TopicPartitionK
 from services.kit.positions import StoredPositions
 from services.kit.relay import OutboxRelay
 from services.kit.settings import CommonSettings
+from services.kit.stopping import unless_stopped
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class ShellOptions:
     # outbox rows; beyond it the rows stay queued and the loop retries (and sees a stop).
     relay_timeout_s: float = 3.0
     # After a stop request, the loop's step in progress (a batch, say) gets this long to
-    # finish before it is cancelled (see ``_unless_stopped``).
+    # finish before it is cancelled (see ``stopping.unless_stopped``).
     stop_grace_s: float = 2.0
     # The events the handler does anything with (None: all). The others are passed over
     # before de-duplication: no id claimed, no handler call, only their offsets advance.
@@ -168,7 +169,7 @@ class ConsumerShell:
         backoff = 0.1
         while not stop.is_set():
             step = self._step(backoff)
-            backoff = await _unless_stopped(step, stop, self._options.stop_grace_s) or backoff
+            backoff = await unless_stopped(step, stop, self._options.stop_grace_s) or backoff
 
     async def _step(self, backoff: float) -> float:
         """One poll, or the recovery from its error; the back-off for the next error."""
@@ -367,31 +368,6 @@ class ConsumerShell:
             return mark
 
         self._lag.export(self._positions, highwater)
-
-
-async def _unless_stopped(
-    work: Coroutine[Any, Any, float], stop: asyncio.Event, grace_s: float
-) -> float | None:
-    """``work``'s result, or None when ``stop`` was set and ``work`` did not finish within
-    ``grace_s`` after it: then it is cancelled. Some awaits wait on the broker for as long
-    as it is gone (aiokafka's ``seek_to_beginning`` retries its offset request forever), and
-    a stop must not wait for them. Cancelling loses nothing: an uncommitted transaction
-    rolls back, and unrelayed outbox rows stay queued."""
-    task = asyncio.ensure_future(work)
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            await asyncio.wait({task}, timeout=grace_s)
-    finally:
-        stopped.cancel()
-        if not task.done():  # past its grace, or we are being cancelled ourselves
-            task.cancel()
-            await asyncio.wait({task}, timeout=1.0)  # bounded: never trust it to stop
-    if task.cancelled() or not task.done():
-        log.warning("stopping: gave up on a step still waiting after %.0f s", grace_s)
-        return None
-    return task.result()
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -1,4 +1,4 @@
-"""The consumer loop's steps and a stop request (``consumer._unless_stopped``)."""
+"""A loop's step and a stop request (``stopping.unless_stopped``, the consumers' loop)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from services.kit.consumer import _unless_stopped
+from services.kit.stopping import unless_stopped
 
 
 async def test_a_step_that_finishes_gives_its_result() -> None:
@@ -14,7 +14,7 @@ async def test_a_step_that_finishes_gives_its_result() -> None:
         await asyncio.sleep(0)
         return 0.4
 
-    assert await _unless_stopped(step(), asyncio.Event(), grace_s=1.0) == 0.4
+    assert await unless_stopped(step(), asyncio.Event(), grace_s=1.0) == 0.4
 
 
 async def test_a_step_in_flight_when_the_stop_comes_may_finish_within_the_grace() -> None:
@@ -27,7 +27,7 @@ async def test_a_step_in_flight_when_the_stop_comes_may_finish_within_the_grace(
         committed.set()
         return 0.2
 
-    assert await _unless_stopped(step(), stop, grace_s=5.0) == 0.2
+    assert await unless_stopped(step(), stop, grace_s=5.0) == 0.2
     assert committed.is_set()
 
 
@@ -48,7 +48,7 @@ async def test_a_step_waiting_on_a_gone_broker_is_cancelled_after_the_grace() ->
         stop.set()
 
     stopping = asyncio.create_task(stop_soon())
-    assert await _unless_stopped(step(), stop, grace_s=0.05) is None
+    assert await unless_stopped(step(), stop, grace_s=0.05) is None
     assert cancelled.is_set()
     await stopping
 
@@ -58,4 +58,4 @@ async def test_an_error_of_the_step_is_raised() -> None:
         raise RuntimeError("not retriable")
 
     with pytest.raises(RuntimeError, match="not retriable"):
-        await _unless_stopped(step(), asyncio.Event(), grace_s=1.0)
+        await unless_stopped(step(), asyncio.Event(), grace_s=1.0)
