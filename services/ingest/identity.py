@@ -140,15 +140,15 @@ def _domain_or_none(value: str) -> str | None:
 
 
 def _explicit_group(message: Mapping[str, Any], context: Mapping[str, Any]) -> str | None:
+    # A CRM id rather than a domain names nothing here: fall back to other evidence.
+    group = context.get("groupId")
+    if isinstance(group, str) and (domain := _domain_or_none(group)):
+        return domain
     properties = message.get("properties")
-    candidates = [
-        context.get("groupId"),
-        properties.get("account") if isinstance(properties, Mapping) else None,
-    ]
-    for candidate in candidates:
-        # A CRM id rather than a domain: fall back to other evidence.
-        if isinstance(candidate, str) and (domain := _domain_or_none(candidate)):
-            return domain
+    if isinstance(properties, Mapping):
+        account = properties.get("account")
+        if isinstance(account, str):
+            return _domain_or_none(account)
     return None
 
 
