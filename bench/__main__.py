@@ -37,7 +37,9 @@ from bench.pipeline import PipelineResult, measure_pipeline
 from bench.pixel import measure_pixel, render_pixel
 
 # (events/s, funnel processes): one process per service, then the funnel scaled out.
-FRESHNESS_RUNS = ((1_000, 1), (5_000, 1), (5_000, 2))
+# 2,000 events/s shows where between 1,000 (within the 1 s target here) and the target's
+# 5,000 the p99 leaves it.
+FRESHNESS_RUNS = ((1_000, 1), (2_000, 1), (5_000, 1), (5_000, 2))
 FRESHNESS_SECONDS = 15.0
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 

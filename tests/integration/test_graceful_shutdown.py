@@ -85,7 +85,10 @@ async def test_sigterm_with_the_broker_gone_still_exits_in_time(
     log = consumer.log.read_text()
     assert code == 0 and elapsed < SHUTDOWN_BUDGET_S, (code, elapsed, log[-2000:])
     assert f"{service} stopped" in log
-    assert "did not answer while stopping the consumer" in log
+    # Which wait the shell cuts short depends on the race with aiokafka's heartbeat: once
+    # its session expired it marks the coordinator dead and leaves no group at all. The
+    # budget above is the contract; the unit tests of ``stop_client`` and ``unless_stopped``
+    # pin each cut on its own.
 
 
 async def test_a_relay_to_a_broker_gone_gives_up_in_time_and_keeps_its_rows(
