@@ -54,7 +54,7 @@ async def get_account(
     if_none_match: Annotated[str | None, Header(max_length=1000)] = None,
 ) -> AccountDetail | Response:
     key = _domain(domain)
-    async with request.state.api.engine.connect() as session:
+    async with request.state.api.reads.connect() as session:
         row: dict[str, Any] | None = None
         if if_none_match:  # the version alone first: a match reads no state
             version = await queries.account_version(session, key)
@@ -105,7 +105,7 @@ async def get_timeline(
     key = _domain(domain)
     size = limit or request.state.api.settings.api_page_default
     after = time_and_id(decode_cursor(cursor, kind=f"timeline:{key}"))
-    async with request.state.api.sessions() as session:
+    async with request.state.api.readers() as session:
         rows = await queries.timeline(session, key, after, size + 1)
     page = rows[:size]
     last = page[-1] if len(rows) > size else None
@@ -155,7 +155,7 @@ async def list_accounts(
         changed_since=None if changed_since is None else to_utc(changed_since, "changed_since"),
     )
     order, wanted = keyset(sort.value, cursor), selected_fields(fields)
-    async with request.state.api.sessions() as session:
+    async with request.state.api.readers() as session:
         rows = await queries.account_page(session, criteria, order, size + 1)
     page = rows[:size]
     items = [

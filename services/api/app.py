@@ -46,6 +46,10 @@ class ApiState:
     producer: LazyProducer
     details: DetailCache | None
     """Rendered account details; None where changes cannot be heard (SQLite) or disabled."""
+    reads: AsyncEngine
+    """``engine`` without transactions, for the reads: see ``db.reads_of``."""
+    readers: async_sessionmaker[AsyncSession]
+    """Sessions on ``reads``: for routes that only read (``sessions`` for the writes)."""
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -59,7 +63,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
         tokens = Tokens(sessions, settings.api_token_cache_s)
         producer = LazyProducer(settings)
         details = _detail_cache(settings)
-        state = ApiState(settings, engine, sessions, tokens, limiter, producer, details)
+        reads = db.reads_of(engine)
+        state = ApiState(
+            settings, engine, sessions, tokens, limiter, producer, details,
+            reads, db.create_sessionmaker(reads),
+        )  # fmt: skip
         holder["state"] = state
         stop = asyncio.Event()
         listening = (

@@ -54,7 +54,7 @@ async def list_changes(
     size = limit or settings.api_page_default
     after = position_of(cursor, field="cursor")
     domain = _account(account) if account is not None else None
-    async with request.state.api.sessions() as session:
+    async with request.state.api.readers() as session:
         rows = await changes_after(session, after, size, domain)
     last = rows[-1][0] if rows else after
     return ChangePage(items=[payload for _, payload in rows], next_cursor=cursor_of(last))
@@ -86,7 +86,7 @@ async def _events(request: Request, after: Position) -> AsyncIterator[bytes]:
     idle = 0.0
     yield b"retry: 2000\n\n"
     while not await request.is_disconnected():
-        async with state.sessions() as session:
+        async with state.readers() as session:
             rows = await changes_after(session, after, 500)
         for position, payload in rows:
             yield sse(cursor_of(position), str(payload["type"]), payload)
@@ -100,7 +100,7 @@ async def _events(request: Request, after: Position) -> AsyncIterator[bytes]:
 
 
 async def _newest(request: Request) -> Position:
-    async with request.state.api.sessions() as session:
+    async with request.state.api.readers() as session:
         return await newest_position(session)
 
 

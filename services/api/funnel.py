@@ -53,7 +53,7 @@ async def get_funnel(
     if start is not None and end is not None and start >= end:
         raise BadRequest("`from` must be before `to`", field="from")
     days = kpi_days(start, end)
-    async with request.state.api.sessions() as session:
+    async with request.state.api.readers() as session:
         current, furthest = await queries.stage_counts(session, tier)
         moves = await queries.stage_moves(session, start, end, tier)
         figures = await read_figures(session, days, tier)

@@ -48,7 +48,7 @@ async def get_kpis(
     request: Request, period_from: FromDay = None, period_to: ToDay = None, tier: TierQuery = None
 ) -> KpiReport:
     period = _period(period_from, period_to)
-    async with request.state.api.sessions() as session:
+    async with request.state.api.readers() as session:
         figures = await read_figures(session, period, tier)
     return KpiReport(
         period_from=period_from,
@@ -75,7 +75,7 @@ async def get_cohorts(
     request: Request, period_from: FromDay = None, period_to: ToDay = None, tier: TierQuery = None
 ) -> CohortReport:
     period = _period(period_from, period_to)
-    async with request.state.api.sessions() as session:
+    async with request.state.api.readers() as session:
         journeys = await q.journeys(session, tier)
     first = period_from.strftime("%Y-%m") if period_from else None
     last = period_to.strftime("%Y-%m") if period_to else None

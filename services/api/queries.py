@@ -11,6 +11,7 @@ from sqlalchemy import (
     Exists,
     Select,
     and_,
+    bindparam,
     exists,
     func,
     select,
@@ -41,35 +42,51 @@ SUMMARY_COLUMNS = (
 )  # fmt: skip
 
 
+# The detail's statements are built once, with the domain as a bound parameter: building a
+# statement per request (and its cache key, to find its compiled form) cost more CPU than
+# the rest of a detail read's SQLAlchemy work.
+_DOMAIN = bindparam("domain", type_=accounts.c.domain.type)
+
+
+def _of_surges(aggregate: ColumnElement[Any], name: str) -> ColumnElement[Any]:
+    return select(aggregate).where(surges.c.account == _DOMAIN).scalar_subquery().label(name)
+
+
+# What the account's detail depends on, cheaply: the state's write revision (every funnel
+# write, transitions included, draws a new one) and its surges' summary.
+_VERSION_COLUMNS = (
+    accounts.c.revision.label("version_revision"),
+    _of_surges(func.count(), "version_surges"),
+    _of_surges(func.count(surges.c.ended_at), "version_ended"),
+    _of_surges(func.max(surges.c.started_at), "version_started_at"),
+    _of_surges(func.max(surges.c.ended_at), "version_ended_at"),
+)
+_VERSION_NAMES = tuple(column.name for column in _VERSION_COLUMNS)
+_ONE = accounts.c.domain == _DOMAIN
+_ACCOUNT = select(*SUMMARY_COLUMNS, accounts.c.state).where(_ONE)
+_VERSION = select(*_VERSION_COLUMNS).where(_ONE)
+_ACCOUNT_AND_VERSION = select(*SUMMARY_COLUMNS, accounts.c.state, *_VERSION_COLUMNS).where(_ONE)
+_ACTIVE_SURGES = (
+    select(surges)
+    .where(surges.c.account == _DOMAIN)
+    .where(surges.c.ended_at.is_(None))
+    .order_by(surges.c.score.desc())
+)
+_TRANSITIONS = (
+    select(account_transitions)
+    .where(account_transitions.c.domain == _DOMAIN)
+    .order_by(account_transitions.c.occurred_at, account_transitions.c.event_id)
+)
+
+
 async def account(session: Reader, domain: str) -> dict[str, Any] | None:
-    row = (
-        await session.execute(
-            select(*SUMMARY_COLUMNS, accounts.c.state).where(accounts.c.domain == domain)
-        )
-    ).first()
+    row = (await session.execute(_ACCOUNT, {"domain": domain})).first()
     return None if row is None else dict(row._mapping)
 
 
-def _version_columns(domain: str) -> tuple[ColumnElement[Any], ...]:
-    """What the account's detail depends on, cheaply: the state's write revision (every
-    funnel write, transitions included, draws a new one) and its surges' summary."""
-
-    def of_surges(aggregate: ColumnElement[Any], name: str) -> ColumnElement[Any]:
-        return select(aggregate).where(surges.c.account == domain).scalar_subquery().label(name)
-
-    return (
-        accounts.c.revision.label("version_revision"),
-        of_surges(func.count(), "version_surges"),
-        of_surges(func.count(surges.c.ended_at), "version_ended"),
-        of_surges(func.max(surges.c.started_at), "version_started_at"),
-        of_surges(func.max(surges.c.ended_at), "version_ended_at"),
-    )
-
-
 async def account_version(session: Reader, domain: str) -> tuple[Any, ...] | None:
-    """The account's version (see ``_version_columns``), without its state."""
-    query = select(*_version_columns(domain)).where(accounts.c.domain == domain)
-    row = (await session.execute(query)).first()
+    """The account's version (see ``_VERSION_COLUMNS``), without its state."""
+    row = (await session.execute(_VERSION, {"domain": domain})).first()
     return None if row is None else tuple(row)
 
 
@@ -78,33 +95,22 @@ async def account_and_version(
 ) -> tuple[dict[str, Any], tuple[Any, ...]] | None:
     """``account`` and ``account_version`` in one statement: a read that will send the
     detail whatever its version (no ``If-None-Match``) needs both, one round trip apart."""
-    versions = _version_columns(domain)
-    query = select(*SUMMARY_COLUMNS, accounts.c.state, *versions).where(accounts.c.domain == domain)
-    row = (await session.execute(query)).first()
+    row = (await session.execute(_ACCOUNT_AND_VERSION, {"domain": domain})).first()
     if row is None:
         return None
     values = dict(row._mapping)
-    version = tuple(values.pop(column.name) for column in versions)
+    version = tuple(values.pop(name) for name in _VERSION_NAMES)
     return values, version
 
 
 async def active_surges(session: Reader, domain: str) -> list[dict[str, Any]]:
-    rows = await session.execute(
-        select(surges)
-        .where(surges.c.account == domain)
-        .where(surges.c.ended_at.is_(None))
-        .order_by(surges.c.score.desc())
-    )
+    rows = await session.execute(_ACTIVE_SURGES, {"domain": domain})
     return [dict(r._mapping) for r in rows]
 
 
 async def transitions(session: Reader, domain: str) -> list[dict[str, Any]]:
     """Stage and tier history together, oldest first (the caller splits by ``kind``)."""
-    rows = await session.execute(
-        select(account_transitions)
-        .where(account_transitions.c.domain == domain)
-        .order_by(account_transitions.c.occurred_at, account_transitions.c.event_id)
-    )
+    rows = await session.execute(_TRANSITIONS, {"domain": domain})
     return [dict(r._mapping) for r in rows]
 
 

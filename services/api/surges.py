@@ -41,7 +41,7 @@ async def list_surges(
 ) -> SurgePage:
     settings = request.state.api.settings
     size = limit or settings.api_page_default
-    async with request.state.api.sessions() as session:
+    async with request.state.api.readers() as session:
         rows = await queries.surge_page(
             session,
             topic=topic,
