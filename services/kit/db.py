@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -37,17 +38,29 @@ def create_engine(*, url: str, pool_size: int = 10, echo: bool = False) -> Async
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=echo,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         json_serializer=serialize_json,
         # Prepared statements otherwise reuse a generic plan made when a table was empty
         # (a sequential scan), which key lookups then pay for as the table grows.
         connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
     )
+    event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Pessimistic disconnect handling without a round trip: a pooled connection the
+    server closed (a restart, a failover, an idle timeout) is known closed by asyncpg as
+    soon as the socket said so; the pool then opens a fresh one instead. SQLAlchemy's
+    ``pool_pre_ping`` asks the server instead, in three round trips (BEGIN, ";",
+    ROLLBACK): a sixth of a detail read's CPU in the API. A connection cut without the
+    server closing it fails its first statement, which invalidates the pool."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("closed by the server")
 
 
 def reads_of(engine: AsyncEngine) -> AsyncEngine:
