@@ -16,7 +16,9 @@ from services.api.auth import RateLimitHeaders, Tokens
 from services.api.detail_cache import DetailCache
 from services.api.detail_path import AccountDetailFastPath
 from services.api.errors import (
+    DATABASE_UNAVAILABLE,
     ApiProblem,
+    handle_database,
     handle_http,
     handle_problem,
     handle_unexpected,
@@ -115,6 +117,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_exception_handler(ApiProblem, handle_problem)
     app.add_exception_handler(RequestValidationError, handle_validation)
     app.add_exception_handler(HTTPException, handle_http)  # no such path (404), method (405)
+    for database_error in DATABASE_UNAVAILABLE:  # 503 while the database is out of reach
+        app.add_exception_handler(database_error, handle_database)
     app.add_exception_handler(Exception, handle_unexpected)  # 500, in the same shape
     app.add_middleware(RateLimitHeaders)  # innermost: sees what routes and handlers answer
     app.add_middleware(ConditionalGetMiddleware)

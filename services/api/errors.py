@@ -6,8 +6,9 @@ ApiProblem (status, title, detail)
 ├── NotFound       404
 └── BadRequest     400  a parameter's value is unusable (names the parameter)
 
-Starlette's own errors (no such path: 404, method not allowed: 405) and any unhandled
-exception (500, its text logged, never sent) are rendered in the same shape.
+Starlette's own errors (no such path: 404, method not allowed: 405), the database out of
+reach (503 with Retry-After: the client's request was fine, the dependency is not) and any
+other unhandled exception (500, its text logged, never sent) are rendered in the same shape.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -127,7 +130,10 @@ async def handle_http(request: Request, error: Exception) -> JSONResponse:
 
 
 async def handle_unexpected(request: Request, error: Exception) -> JSONResponse:
-    """A bug: logged with its traceback; the client learns nothing of its text."""
+    """A bug: logged with its traceback; the client learns nothing of its text. A database
+    out of reach raised outside the routes (a middleware's token lookup) is a 503 here too."""
+    if database_unavailable(error):
+        return await handle_database(request, error)
     log.error(
         "unhandled error answering %s %s",
         request.method,
@@ -135,6 +141,38 @@ async def handle_unexpected(request: Request, error: Exception) -> JSONResponse:
         exc_info=(type(error), error, error.__traceback__),
     )
     return problem(500, "Internal error", "an unexpected error; it has been logged")
+
+
+# What a database out of reach raises: a connection refused or cut (raw, or wrapped by
+# SQLAlchemy), the server shutting down, no pooled connection free in time.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (DBAPIError, OSError, PoolTimeout)
+DATABASE_RETRY_AFTER_S = "5"
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database is out of reach, not that a query is wrong."""
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated or isinstance(error, OperationalError | InterfaceError)
+    return isinstance(error, OSError | PoolTimeout)
+
+
+async def handle_database(request: Request, error: Exception) -> JSONResponse:
+    """503 with Retry-After while the database is out of reach (restart, failover, pool
+    exhausted); any other database error is a bug (500, logged)."""
+    if not database_unavailable(error):
+        return await handle_unexpected(request, error)
+    log.warning(
+        "database unavailable answering %s %s: %s",
+        request.method,
+        request.url.path,
+        type(error).__name__,
+    )
+    return problem(
+        503,
+        "Service unavailable",
+        "the database is unavailable; retry",
+        headers={"Retry-After": DATABASE_RETRY_AFTER_S},
+    )
 
 
 def _title(status: int) -> str:
