@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from schemas.events import AccountUpserted, PageViewed, SurgeEnded, SurgeStarted
-from services.api.app import create_app
+from services.api.app import ApiState, create_app
 from services.api.settings import ApiSettings
 from services.funnel import repository as funnel_repository
 from services.funnel.cache import StateCache
@@ -105,3 +106,20 @@ async def serving(url: str, **overrides: Any) -> AsyncIterator[httpx.AsyncClient
     finally:
         server.should_exit = True
         await task
+
+
+@asynccontextmanager
+async def in_process(settings: ApiSettings) -> AsyncIterator[tuple[httpx.AsyncClient, ApiState]]:
+    """The API app called in this process (no server, no port), its lifespan run as a
+    server runs it: a client, and the state every request sees."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app) as state:
+
+        async def with_state(scope: Scope, receive: Receive, send: Send) -> None:
+            # What a server does with the lifespan's state: a copy in every request's scope.
+            await app({**scope, "state": dict(state)}, receive, send)
+
+        asgi: ASGIApp = with_state
+        transport = httpx.ASGITransport(app=asgi)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield client, state["api"]

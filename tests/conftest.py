@@ -16,6 +16,17 @@ from services.kit.broker import EmbeddedBroker, start_broker
 from tests.harness import PostgresCluster, Stack, stack, start_postgres
 
 
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresCluster]:
+    """A cluster of the test's own, for tests that stop or restart it (the shared one would
+    cut every other test's connections)."""
+    cluster = start_postgres()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresCluster]:
     cluster = start_postgres()

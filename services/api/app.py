@@ -18,7 +18,6 @@ from services.api.detail_path import AccountDetailFastPath
 from services.api.errors import (
     DATABASE_UNAVAILABLE,
     ApiProblem,
-    handle_database,
     handle_http,
     handle_problem,
     handle_unexpected,
@@ -118,7 +117,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, handle_validation)
     app.add_exception_handler(HTTPException, handle_http)  # no such path (404), method (405)
     for database_error in DATABASE_UNAVAILABLE:  # 503 while the database is out of reach
-        app.add_exception_handler(database_error, handle_database)
+        app.add_exception_handler(database_error, handle_unexpected)
     app.add_exception_handler(Exception, handle_unexpected)  # 500, in the same shape
     app.add_middleware(RateLimitHeaders)  # innermost: sees what routes and handlers answer
     app.add_middleware(ConditionalGetMiddleware)

@@ -130,10 +130,23 @@ async def handle_http(request: Request, error: Exception) -> JSONResponse:
 
 
 async def handle_unexpected(request: Request, error: Exception) -> JSONResponse:
-    """A bug: logged with its traceback; the client learns nothing of its text. A database
-    out of reach raised outside the routes (a middleware's token lookup) is a 503 here too."""
+    """A bug: logged with its traceback; the client learns nothing of its text. Except a
+    database out of reach (restart, failover, pool exhausted): 503 with Retry-After, the
+    client's request was fine. Registered for ``DATABASE_UNAVAILABLE`` too, so that routes'
+    errors are answered inside the middlewares (a middleware's own, here at the edge)."""
     if database_unavailable(error):
-        return await handle_database(request, error)
+        log.warning(
+            "database unavailable answering %s %s: %s",
+            request.method,
+            request.url.path,
+            type(error).__name__,
+        )
+        return problem(
+            503,
+            "Service unavailable",
+            "the database is unavailable; retry",
+            headers={"Retry-After": DATABASE_RETRY_AFTER_S},
+        )
     log.error(
         "unhandled error answering %s %s",
         request.method,
@@ -154,25 +167,6 @@ def database_unavailable(error: BaseException) -> bool:
     if isinstance(error, DBAPIError):
         return error.connection_invalidated or isinstance(error, OperationalError | InterfaceError)
     return isinstance(error, OSError | PoolTimeout)
-
-
-async def handle_database(request: Request, error: Exception) -> JSONResponse:
-    """503 with Retry-After while the database is out of reach (restart, failover, pool
-    exhausted); any other database error is a bug (500, logged)."""
-    if not database_unavailable(error):
-        return await handle_unexpected(request, error)
-    log.warning(
-        "database unavailable answering %s %s: %s",
-        request.method,
-        request.url.path,
-        type(error).__name__,
-    )
-    return problem(
-        503,
-        "Service unavailable",
-        "the database is unavailable; retry",
-        headers={"Retry-After": DATABASE_RETRY_AFTER_S},
-    )
 
 
 def _title(status: int) -> str:

@@ -97,7 +97,7 @@ def to_event(
     fields = _specific_fields(kind, message, context)
     if fields is None:
         return None
-    field, client_occurred_at, client_sent_at = _sender_clock(message, received)
+    field, client_occurred_at, client_sent_at = sender_clock(message, received)
     document = {
         **fields,
         "event_id": _event_id(message),
@@ -124,23 +124,15 @@ def event_time(message: Mapping[str, Any], received: Received) -> datetime:
     ``timestamp`` is then a time already corrected, which correcting again would skew);
     otherwise ``timestamp``.
     """
-    field, original, sent_at = _sender_clock(message, received)
+    field, original, sent_at = sender_clock(message, received)
     return corrected_time(original, sent_at, received.at, field, "sentAt")
 
 
 def sender_clock(
     message: Mapping[str, Any], received: Received
-) -> tuple[datetime | None, datetime | None]:
-    """The sender's raw clock values: when the event happened and when it was sent (the
-    message's ``sentAt``, else the batch's)."""
-    _, original, sent_at = _sender_clock(message, received)
-    return original, sent_at
-
-
-def _sender_clock(
-    message: Mapping[str, Any], received: Received
 ) -> tuple[str, datetime | None, datetime | None]:
-    """``sender_clock``, after the name of the field the event's time came from."""
+    """The sender's raw clock values: the field the event's time came from, when the event
+    happened and when it was sent (the message's ``sentAt``, else the batch's)."""
     field = _device_time_field(message)
     original = parse_time(message.get(field), field)
     sent_at = parse_time(message.get("sentAt"), "sentAt") or received.sent_at

@@ -7,16 +7,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import event
 
-from services.api.app import ApiState, create_app
+from services.api.app import ApiState
 from services.api.settings import ApiSettings
-from tests.api_server import seed
+from services.kit.credentials import store_api_token
+from services.kit.db import create_sessionmaker
+from tests.api_server import READ, in_process, seed
 
 pytestmark = pytest.mark.integration
-
-READER = [(b"authorization", b"Bearer reader")]
 
 
 class Statements:
@@ -44,39 +45,13 @@ class Statements:
 
 
 @pytest.fixture
-async def app_state(pg_url: str) -> AsyncIterator[tuple[Any, dict[str, Any]]]:
+async def api(pg_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, ApiState]]:
     await seed(pg_url)
     # No detail cache (every read goes to the database), no webhook dispatcher (its own
     # transactions would interleave with the reads').
     settings = ApiSettings(database_url=pg_url, api_detail_cache_mb=0, api_webhooks_enabled=False)
-    app = create_app(settings)
-    async with app.router.lifespan_context(app) as state:
-        yield app, dict(state)
-
-
-async def _get(app: Any, state: dict[str, Any], path: str, headers: list[Any]) -> int:
-    return await _call(app, state, "GET", path, headers, b"")
-
-
-async def _call(
-    app: Any, state: dict[str, Any], method: str, path: str, headers: list[Any], body: bytes
-) -> int:
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-        "root_path": "", "headers": [(b"host", b"api"), *headers],
-        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "state": dict(state),
-    }  # fmt: skip
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    return int(sent[0]["status"])
+    async with in_process(settings) as running:
+        yield running
 
 
 READS = (
@@ -89,29 +64,25 @@ READS = (
 )
 
 
-async def test_reads_open_no_transaction(app_state: tuple[Any, dict[str, Any]]) -> None:
-    app, state = app_state
-    statements = Statements(state["api"])
+async def test_reads_open_no_transaction(api: tuple[httpx.AsyncClient, ApiState]) -> None:
+    client, state = api
+    statements = Statements(state)
     for path in READS:  # the token cache filled, the pool's connections opened
-        assert await _get(app, state, path, READER) == 200, path
+        assert (await client.get(path, headers=READ)).status_code == 200, path
     for path in READS:
         before, checkouts = len(statements.seen), statements.checkouts
-        assert await _get(app, state, path, READER) == 200, path
+        assert (await client.get(path, headers=READ)).status_code == 200, path
         assert statements.checkouts > checkouts, path  # it went to the database
         assert statements.transaction_control(before) == [], (path, statements.seen[before:])
 
 
-async def test_writes_still_commit_together(app_state: tuple[Any, dict[str, Any]]) -> None:
+async def test_writes_still_commit_together(api: tuple[httpx.AsyncClient, ApiState]) -> None:
     """An admin write (a new write key, then the list it answers with) in one transaction."""
-    from services.kit.credentials import store_api_token
-    from services.kit.db import create_sessionmaker
-
-    app, state = app_state
-    api: ApiState = state["api"]
-    async with create_sessionmaker(api.engine)() as session, session.begin():
+    client, state = api
+    async with create_sessionmaker(state.engine)() as session, session.begin():
         await store_api_token(session, "admin", "ops", frozenset({"admin"}))
-    statements = Statements(api)
-    body = b'{"source": "website"}'
-    headers = [(b"authorization", b"Bearer admin"), (b"content-type", b"application/json")]
-    assert await _call(app, state, "POST", "/v1/admin/write-keys", headers, body) == 201
+    statements = Statements(state)
+    admin = {"Authorization": "Bearer admin"}
+    response = await client.post("/v1/admin/write-keys", json={"source": "website"}, headers=admin)
+    assert response.status_code == 201, response.text
     assert statements.transaction_control()[-2:] == ["BEGIN;", "COMMIT;"], statements.seen

@@ -4,31 +4,20 @@ closed by the server; the next use of the pool must get a fresh one, not an erro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
 
 from services.kit import db
-from tests.harness import PostgresCluster, start_postgres
+from tests.harness import PostgresCluster
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def own_cluster() -> Iterator[PostgresCluster]:
-    """A cluster of this test's own: restarting the shared one would cut the others."""
-    cluster = start_postgres()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
 async def test_the_pool_replaces_connections_the_server_closed(
-    own_cluster: PostgresCluster,
+    own_postgres: PostgresCluster,
 ) -> None:
-    url = own_cluster.url(await own_cluster.create_database())
+    url = own_postgres.url(await own_postgres.create_database())
     engine = db.create_engine(url=url, pool_size=3)
     reads = db.reads_of(engine)
     try:
@@ -36,7 +25,7 @@ async def test_the_pool_replaces_connections_the_server_closed(
             async with pool.connect() as connection:
                 assert await connection.scalar(text("SELECT 1")) == 1
         # In a thread, as in a service the loop runs on while the server restarts.
-        await asyncio.to_thread(own_cluster.restart)
+        await asyncio.to_thread(own_postgres.restart)
         for _ in range(4):  # more uses than the pool holds connections
             for pool in (engine, reads):
                 async with pool.connect() as connection:
