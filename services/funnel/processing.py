@@ -32,7 +32,6 @@ also derives each applied event's KPI facts (``facts``) from the states before a
 
 from __future__ import annotations
 
-from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -145,7 +144,7 @@ def apply_events(
 
 
 def apply_events_with_facts(
-    states: dict[str, AccountState], events: Sequence[Event], config: FunnelConfig
+    states: Mapping[str, AccountState], events: Sequence[Event], config: FunnelConfig
 ) -> tuple[dict[str, AccountState], list[StageChanged | TierChanged], list[Fact]]:
     """``apply_events``, plus the KPI facts of every event applied (see ``facts``), in the
     order of the events."""
@@ -154,7 +153,7 @@ def apply_events_with_facts(
     facts: list[Fact] = []
     for event in events:
         if isinstance(event, ClockTicked):
-            swept, expired = sweep(ChainMap(changed, states), event, config)
+            swept, expired = sweep({**states, **changed}, event, config)
             changed.update(swept)
             outputs.extend(expired)
             continue

@@ -39,11 +39,16 @@ ActivityKey = tuple[date, str, int, bool]  # (day, domain, tier or 0, is_target)
 
 
 async def load_accounts(
-    session: AsyncSession, domains: Iterable[str], cache: StateCache
+    session: AsyncSession,
+    domains: Iterable[str],
+    cache: StateCache,
+    writing: Mapping[str, AccountState] | None = None,
 ) -> dict[str, AccountState]:
-    """Current states: from the cache where its revision is the stored one, else decoded."""
-    wanted = sorted(set(domains))
-    states: dict[str, AccountState] = {}
+    """Current states: those a batch still in flight is ``writing``, as it writes them;
+    the others from the cache where its revision is the stored one, else decoded."""
+    writing = writing or {}
+    states = {domain: writing[domain] for domain in domains if domain in writing}
+    wanted = sorted(set(domains) - states.keys())
     stale: list[str] = []
     for chunk in _chunks(wanted):
         rows = await session.execute(

@@ -8,6 +8,13 @@ the shell seeks to the stored offsets. Killing the process at any instant theref
 neither loses nor double-counts an event; after the commit the outbox is relayed to Kafka
 (at-least-once, with deterministic event ids so downstream de-duplicates).
 
+Pipelined (PostgreSQL): while one batch's writes and commit are in flight, the next batch
+is decoded, its ids claimed and, for a ``TwoPhaseHandler``, its new state computed from
+the state the batch ahead is writing (``Ahead``). Its own writes start only once the batch
+ahead committed; if that batch failed, the next one is rolled back unwritten. So the
+database and the process's CPU work at the same time, and what is committed, in which
+order, is what the sequential loop commits.
+
 Errors: undecodable records go to the dead-letter topic (through the same outbox) and the
 shell moves on; the broker or database being away is retried with back-off, never
 skipped; anything else crashes the process, which restarts from the stored offsets.
@@ -22,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -50,7 +57,16 @@ log = logging.getLogger(__name__)
 # The broker or the database being away: back off and retry the same batch.
 RETRIABLE = (OperationalError, InterfaceError, KafkaError, OSError, TimeoutError)
 
-__all__ = ["BatchHandler", "ConsumerShell", "ConsumerStatus", "InboundRecord", "ShellOptions"]
+__all__ = [
+    "Ahead",
+    "BatchHandler",
+    "ConsumerShell",
+    "ConsumerStatus",
+    "InboundRecord",
+    "PreparedBatch",
+    "ShellOptions",
+    "TwoPhaseHandler",
+]
 
 
 class BatchHandler(Protocol):
@@ -59,6 +75,73 @@ class BatchHandler(Protocol):
     async def apply(
         self, session: AsyncSession, records: Sequence[InboundRecord]
     ) -> list[OutboundRecord]: ...
+
+
+class PreparedBatch(Protocol):
+    """A batch's effects, computed and not yet written."""
+
+    async def write(self, session: AsyncSession) -> list[OutboundRecord]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Ahead:
+    """The batch still being written while the next one is prepared: the state the next
+    one starts from, committed or not yet known to be."""
+
+    batch: PreparedBatch
+    _commit: asyncio.Future[None]
+
+    async def committed(self) -> None:
+        """Wait until it committed (its error is raised here if it failed): for reads
+        that must see its writes in the database."""
+        await asyncio.shield(self._commit)
+
+
+@runtime_checkable
+class TwoPhaseHandler(BatchHandler, Protocol):
+    """A handler whose computation can start while the batch ahead is being written."""
+
+    async def prepare(
+        self, session: AsyncSession, records: Sequence[InboundRecord], ahead: Ahead | None
+    ) -> PreparedBatch:
+        """Load what ``records`` need and compute their effects, without writing. With
+        ``ahead``, start from the state that batch writes, not from the database's
+        (which is written before this batch's ``write`` is called, or never: then this
+        batch is rolled back unwritten)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Deferred:
+    """A plain ``BatchHandler``'s batch: all of its work happens at write time, once the
+    batch ahead committed."""
+
+    handler: BatchHandler
+    records: Sequence[InboundRecord]
+
+    async def write(self, session: AsyncSession) -> list[OutboundRecord]:
+        return await self.handler.apply(session, self.records)
+
+
+@dataclass(slots=True)
+class _OpenBatch:
+    """A batch whose transaction is open: read, de-duplicated and prepared."""
+
+    session: AsyncSession
+    unseen: dict[TopicPartitionKey, list[Any]]
+    moves: dict[TopicPartitionKey, tuple[int | None, int]]  # (expected, next) offsets
+    fresh: list[InboundRecord]
+    outbox: dict[TopicPartitionKey, list[OutboundRecord]]
+    prepared: PreparedBatch | None
+    size: int  # the records read for the handler, duplicates included
+    started: float
+    transaction_started: float
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    batch: _OpenBatch
+    done: asyncio.Task[None]
 
 
 @dataclass
@@ -90,6 +173,9 @@ class ShellOptions:
     # The events the handler does anything with (None: all). The others are passed over
     # before de-duplication: no id claimed, no handler call, only their offsets advance.
     relevant: Callable[[Event], bool] | None = None
+    # Prepare the next batch while the previous one is written (see the module's doc).
+    # Off for SQLite, which has one writer at a time: the next batch would wait anyway.
+    pipelined: bool = True
 
 
 class ConsumerShell:
@@ -110,7 +196,12 @@ class ConsumerShell:
         self._sessions = sessionmaker
         self._options = options or ShellOptions()
         self._positions = StoredPositions(group_id, sessionmaker)
-        self._outbox_may_hold_ours = True
+        # Set when the outbox may hold rows of ours: a batch queued some, partitions were
+        # assigned (their previous owner may have left some), or a relay failed. Most
+        # batches queue nothing, and an empty relay is a transaction of its own.
+        self._relay_due = asyncio.Event()
+        self._relay_due.set()
+        self._relaying: asyncio.Task[None] | None = None
         self._next_prune = time.monotonic() + self._options.prune_every_s
         self._lag = PartitionLag(group_id)
         metrics.start_consumer_series(group_id, self._topic_names, REASON_CLASSES)
@@ -123,6 +214,7 @@ class ConsumerShell:
         # Set while the partitions we own are seeked to their stored offsets: polling waits
         # for it, so records fetched before our seek are not fetched for nothing.
         self._settled = asyncio.Event()
+        self._in_flight: _InFlight | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; then finish the batch, commit and leave the group."""
@@ -142,9 +234,12 @@ class ConsumerShell:
             await self._start_clients(stop)
             self._consumer.subscribe(self._topic_names, listener=_Rebalance(self))
             self.status.started = True
+            self._relaying = asyncio.create_task(self._relay_loop(stop))
             await self._loop(stop)
         finally:
             self.status.started = False
+            await self._drop_in_flight()
+            await self._finish_relaying()
             timeout = self._options.close_timeout_s
             await stop_client(self._consumer, "consumer", timeout)  # leaves the group
             await stop_client(self._producer, "relay producer", timeout)
@@ -189,6 +284,8 @@ class ConsumerShell:
         return 0.1
 
     async def _poll_once(self) -> None:
+        if self._relaying is not None and self._relaying.done():
+            self._relaying.result()  # the relay met an error it cannot retry: so do we
         if not self._settled.is_set():
             # Bounded, so that a stop request is seen while no partition is assigned yet.
             with contextlib.suppress(TimeoutError):
@@ -196,11 +293,47 @@ class ConsumerShell:
             return
         assert self._consumer is not None
         batch = await self._fill_batch()
-        await self._positions.reread_logs_behind(self._consumer)
-        if batch:
-            await self._apply_batch(batch)
-        await self._relay_outbox()
+        if self._positions.logs_behind(self._consumer):
+            await self._settle()
+            await self._positions.reread_logs_behind(self._consumer)
+        try:
+            opened = await self._open_batch(batch) if batch else None
+        except BaseException as error:
+            try:
+                await self._settle()
+            except Exception as earlier:  # the batch ahead failed first: its error counts
+                raise earlier from error
+            raise
+        try:
+            await self._settle()  # the batch ahead's outcome: this one is written after it
+        except BaseException:
+            if opened is not None:
+                await opened.session.close()  # computed on a state never committed
+            raise
+        if opened is not None:
+            self._in_flight = _InFlight(opened, asyncio.create_task(self._finish_batch(opened)))
+            if not self._options.pipelined:
+                await self._settle()
         self._export_lag()
+
+    async def _settle(self) -> None:
+        """Wait for the batch in flight to commit; its error is raised here."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            await in_flight.done
+
+    async def _drop_in_flight(self) -> None:
+        """On the way out: the batch in flight gets the stop grace to commit, then is
+        cancelled (its transaction rolls back; its records are read again next time)."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is None:
+            return
+        done, _ = await asyncio.wait({in_flight.done}, timeout=self._options.stop_grace_s)
+        if not done:
+            in_flight.done.cancel()
+            await asyncio.wait({in_flight.done}, timeout=1.0)
+        elif not in_flight.done.cancelled() and in_flight.done.exception() is not None:
+            log.warning("the last batch failed while stopping: %r", in_flight.done.exception())
 
     async def _fill_batch(self) -> dict[TopicPartition, list[Any]]:
         """One fetch often brings a few dozen records; linger briefly to fill the batch, as
@@ -221,39 +354,74 @@ class ConsumerShell:
                 count += len(messages)
         return batch
 
-    async def _apply_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        """One transaction for the whole batch: one state load and one write, whatever the
-        number of partitions in it."""
+    async def _open_batch(self, batch: dict[TopicPartition, list[Any]]) -> _OpenBatch | None:
+        """Decode, open the batch's transaction, claim its ids and prepare its effects."""
         started = time.perf_counter()
         unseen = self._positions.unseen(batch)
         if not unseen:
-            return
+            return None
         # A rebalance may revoke partitions while the transaction awaits: keep the positions
-        # this batch was read from (the offset compare-and-set fences a stale one).
-        expected = {key: self._positions.get(key) for key in unseen}
+        # this batch was read from (the offset compare-and-set fences a stale one). Behind
+        # a batch in flight, that is where the batch ahead leaves them.
+        ahead = self._in_flight.batch.moves if self._in_flight else {}
+        moves = {
+            key: (ahead[key][1] if key in ahead else self._positions.get(key), m[-1].offset + 1)
+            for key, m in unseen.items()
+        }
         records, outbox = self._decode(unseen)
         relevant = self._options.relevant
         if relevant is not None:
             kept = [r for r in records if relevant(r.event)]
             metrics.CONSUMER_EVENTS.labels(self._group, "passed_over").inc(len(records) - len(kept))
             records = kept
-        transaction_started = time.perf_counter()
-        async with self._sessions() as session, session.begin():
+        session = self._sessions()
+        try:
+            await session.begin()
+            transaction_started = time.perf_counter()
             fresh = await self._drop_applied(session, records) if records else []
-            outbound = await self._handler.apply(session, fresh) if fresh else []
-            attribute_outputs(outbound, fresh, outbox)
-            await offsets.enqueue_all(session, self._group, outbox)
-            self._outbox_may_hold_ours |= any(outbox.values())
-            moves = {key: (expected[key], unseen[key][-1].offset + 1) for key in unseen}
-            await offsets.advance_offsets(session, self._group, moves)
+            prepared = await self._prepare(session, fresh) if fresh else None
+        except BaseException:
+            await session.close()
+            raise
+        return _OpenBatch(
+            session, unseen, moves, fresh, outbox, prepared, len(records), started,
+            transaction_started,
+        )  # fmt: skip
+
+    async def _prepare(self, session: AsyncSession, fresh: list[InboundRecord]) -> PreparedBatch:
+        handler = self._handler
+        if not isinstance(handler, TwoPhaseHandler):
+            return _Deferred(handler, fresh)
+        # A batch ahead with nothing prepared (all duplicates) moves offsets only.
+        in_flight = self._in_flight
+        ahead = None
+        if in_flight is not None and in_flight.batch.prepared is not None:
+            ahead = Ahead(in_flight.batch.prepared, in_flight.done)
+        return await handler.prepare(session, fresh, ahead)
+
+    async def _finish_batch(self, batch: _OpenBatch) -> None:
+        """Write and commit: the task the next batch's preparation overlaps. One
+        transaction for the whole batch: one state load and one write, whatever the number
+        of partitions in it."""
+        session = batch.session
+        try:
+            outbound = await batch.prepared.write(session) if batch.prepared else []
+            attribute_outputs(outbound, batch.fresh, batch.outbox)
+            await offsets.enqueue_all(session, self._group, batch.outbox)
+            await offsets.advance_offsets(session, self._group, batch.moves)
             await self._maybe_prune(session)
+            await session.commit()
+        finally:
+            await session.close()
         committed_at = time.perf_counter()
-        advanced = {key: messages[-1].offset + 1 for key, messages in unseen.items()}
+        if any(batch.outbox.values()):
+            self._relay_due.set()
+        advanced = {key: next_offset for key, (_, next_offset) in batch.moves.items()}
         self._positions.advance(advanced)
         await self._commit_to_kafka(advanced)
-        self._observe_batch(unseen, fresh, committed_at - transaction_started)
-        metrics.CONSUMER_BATCH_SECONDS.labels(self._group).observe(time.perf_counter() - started)
-        metrics.CONSUMER_BATCH_SIZE.labels(self._group).observe(len(records))
+        self._observe_batch(batch.unseen, batch.fresh, committed_at - batch.transaction_started)
+        metrics.CONSUMER_BATCH_SECONDS.labels(self._group).observe(committed_at - batch.started)
+        metrics.CONSUMER_BATCH_SIZE.labels(self._group).observe(batch.size)
         self.status.last_batch_at = time.time()
 
     def _decode(
@@ -315,15 +483,44 @@ class ConsumerShell:
             retention = timedelta(hours=self._settings.consumer_dedup_retention_hours)
             await offsets.forget_applied_before(session, self._group, retention)
 
-    async def _relay_outbox(self) -> None:
-        """Relay when something may be queued: a batch queued records, partitions were
-        assigned (their previous owner may have left some), or a relay failed. Most batches
-        queue nothing, and an empty relay is a transaction of its own."""
+    async def _relay_loop(self, stop: asyncio.Event) -> None:
+        """Relay what committed batches queued, beside them: the next batch's writes never
+        wait for the broker's acknowledgements. The broker or the database being away is
+        retried with back-off; once ``stop`` is set, one last round, then return."""
         assert self._producer is not None
-        if not self._outbox_may_hold_ours:
+        backoff = 0.1
+        while True:
+            await self._relay_due.wait()
+            self._relay_due.clear()  # first: a commit while this round runs sets it again
+            last = stop.is_set()
+            try:
+                await self._relay.relay(self._producer, self._positions)
+            except RETRIABLE as error:
+                metrics.CONSUMER_RETRIABLE_ERRORS.labels(self._group, _error_kind(error)).inc()
+                log.warning("outbox relay failed, retrying in %.1fs: %r", backoff, error)
+                self._relay_due.set()
+                if last:
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._options.max_backoff_s)
+                continue
+            backoff = 0.1
+            if last:
+                return
+
+    async def _finish_relaying(self) -> None:
+        """On the way out, what was committed is relayed within the stop grace; the rest
+        stays queued for the next owner of its partition."""
+        relaying, self._relaying = self._relaying, None
+        if relaying is None or relaying.done():
             return
-        await self._relay.relay(self._producer, self._positions)
-        self._outbox_may_hold_ours = False
+        self._relay_due.set()  # the loop sees ``stop`` set: one last round
+        done, _ = await asyncio.wait({relaying}, timeout=self._options.stop_grace_s)
+        if not done:
+            relaying.cancel()
+            await asyncio.wait({relaying}, timeout=1.0)
+        elif not relaying.cancelled() and relaying.exception() is not None:
+            log.warning("the outbox relay failed while stopping: %r", relaying.exception())
 
     async def _commit_to_kafka(self, advanced: dict[TopicPartitionKey, int]) -> None:
         """Mirror the stored offsets to Kafka so standard lag tooling works; advisory only."""
@@ -341,11 +538,7 @@ class ConsumerShell:
         self.status.assigned = set(self._positions)
         self._settled.set()
         log.info("assigned %d partitions", len(assigned))
-        self._outbox_may_hold_ours = True
-        try:
-            await self._relay_outbox()
-        except RETRIABLE as error:  # the poll loop relays again (and backs off there)
-            log.warning("outbox relay after assignment failed: %r", error)
+        self._relay_due.set()  # their previous owner may have left rows in the outbox
 
     def on_revoked(self, revoked: set[TopicPartition]) -> None:
         self._settled.clear()

@@ -73,6 +73,19 @@ class StoredPositions(Mapping[TopicPartitionKey, int | None]):
             else:
                 await consumer.seek_to_beginning(tp)
 
+    def logs_behind(self, consumer: AIOKafkaConsumer) -> bool:
+        """Some partition's log ends before our stored offset (see ``reread_logs_behind``)."""
+        return bool(self._behind(consumer))
+
+    def _behind(self, consumer: AIOKafkaConsumer) -> dict[TopicPartitionKey, tuple[int, int]]:
+        """Per partition whose log ends before our stored offset: (stored offset, end)."""
+        behind: dict[TopicPartitionKey, tuple[int, int]] = {}
+        for key, position in self._at.items():
+            end: int | None = consumer.highwater(TopicPartition(*key))
+            if position is not None and end is not None and end < position:
+                behind[key] = (position, end)
+        return behind
+
     async def reread_logs_behind(self, consumer: AIOKafkaConsumer) -> None:
         """Partitions whose log now ends before our stored offset are read again from
         their start.
@@ -82,11 +95,7 @@ class StoredPositions(Mapping[TopicPartitionKey, int | None]):
         offset would silently skip every record below it as they arrive; reading again is
         safe, as the events already applied are skipped by id.
         """
-        behind: dict[TopicPartitionKey, tuple[int, int]] = {}
-        for key, position in self._at.items():
-            end: int | None = consumer.highwater(TopicPartition(*key))
-            if position is not None and end is not None and end < position:
-                behind[key] = (position, end)
+        behind = self._behind(consumer)
         if not behind:
             return
         async with self._sessions() as session, session.begin():

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine, Generator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import uvicorn
@@ -75,6 +76,9 @@ async def run_consumer_service(
     publish_build_info(service)
     engine = db.create_engine(url=settings.database_url, pool_size=settings.database_pool_size)
     sessions: async_sessionmaker[AsyncSession] = db.create_sessionmaker(engine)
+    options = options or ShellOptions()
+    if db.is_sqlite(settings.database_url):  # one writer at a time: nothing to overlap
+        options = replace(options, pipelined=False)
     shell = ConsumerShell(
         settings=settings,
         group_id=group_id,
