@@ -22,12 +22,16 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import Table, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas import topics
 from schemas.envelope import Envelope
 from schemas.events import ClockTicked, encode_event
 from services.kit import db
+from services.kit.batches import BatchHandler
 from services.kit.broker import free_port
+from services.kit.consumer import ConsumerShell, ShellOptions
+from services.kit.settings import CommonSettings
 from services.kit.tables import consumer_offsets, metadata
 
 PG_VERSIONS = ("17", "16", "15")
@@ -333,3 +337,17 @@ async def consume_all(bootstrap: str, topic: str, at_least: int) -> list[Any]:
     finally:
         await consumer.stop()
     return records
+
+
+def funnel_member(
+    database_url: str, bootstrap: str, handler: BatchHandler, options: ShellOptions | None = None
+) -> tuple[ConsumerShell, AsyncEngine]:
+    """A member of the funnel's consumer group in this process, with ``handler``, and its
+    engine (the test disposes of it). A short session timeout: partitions move quickly."""
+    engine = db.create_engine(url=database_url)
+    settings = CommonSettings(kafka_bootstrap=bootstrap, database_url=database_url,
+                              kafka_session_timeout_ms=2000)  # fmt: skip
+    shell = ConsumerShell(settings=settings, group_id=topics.FUNNEL_GROUP,
+                          topic_names=(topics.EVENTS.name, topics.SURGES.name), handler=handler,
+                          sessionmaker=db.create_sessionmaker(engine), options=options)  # fmt: skip
+    return shell, engine

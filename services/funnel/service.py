@@ -22,8 +22,9 @@ from services.funnel.settings import FunnelSettings
 from services.funnel.state import AccountState
 from services.funnel.timeline import Timeline
 from services.kit import metrics
+from services.kit.batches import Ahead
 from services.kit.changes import record_changes
-from services.kit.consumer import Ahead, InboundRecord, ShellOptions
+from services.kit.consumer import InboundRecord, ShellOptions
 from services.kit.logging import configure_logging
 from services.kit.offsets import OutboundRecord
 from services.kit.publish import event_record

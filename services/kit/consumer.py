@@ -29,15 +29,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from schemas.events import Event
 from services.kit import metrics, offsets
+from services.kit.batches import Ahead, BatchHandler, Deferred, PreparedBatch, TwoPhaseHandler
 from services.kit.inbound import (
     REASON_CLASSES,
     InboundRecord,
@@ -49,13 +49,11 @@ from services.kit.lag import PartitionLag
 from services.kit.offsets import OffsetConflict, OutboundRecord, TopicPartitionKey
 from services.kit.positions import StoredPositions
 from services.kit.relay import OutboxRelay
+from services.kit.retriable import RETRIABLE, error_kind
 from services.kit.settings import CommonSettings
-from services.kit.stopping import unless_stopped
+from services.kit.stopping import finish_within, unless_stopped
 
 log = logging.getLogger(__name__)
-
-# The broker or the database being away: back off and retry the same batch.
-RETRIABLE = (OperationalError, InterfaceError, KafkaError, OSError, TimeoutError)
 
 __all__ = [
     "Ahead",
@@ -67,60 +65,6 @@ __all__ = [
     "ShellOptions",
     "TwoPhaseHandler",
 ]
-
-
-class BatchHandler(Protocol):
-    """Service-specific part: state in, pure processing, state out. Never commits."""
-
-    async def apply(
-        self, session: AsyncSession, records: Sequence[InboundRecord]
-    ) -> list[OutboundRecord]: ...
-
-
-class PreparedBatch(Protocol):
-    """A batch's effects, computed and not yet written."""
-
-    async def write(self, session: AsyncSession) -> list[OutboundRecord]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Ahead:
-    """The batch still being written while the next one is prepared: the state the next
-    one starts from, committed or not yet known to be."""
-
-    batch: PreparedBatch
-    _commit: asyncio.Future[None]
-
-    async def committed(self) -> None:
-        """Wait until it committed (its error is raised here if it failed): for reads
-        that must see its writes in the database."""
-        await asyncio.shield(self._commit)
-
-
-@runtime_checkable
-class TwoPhaseHandler(BatchHandler, Protocol):
-    """A handler whose computation can start while the batch ahead is being written."""
-
-    async def prepare(
-        self, session: AsyncSession, records: Sequence[InboundRecord], ahead: Ahead | None
-    ) -> PreparedBatch:
-        """Load what ``records`` need and compute their effects, without writing. With
-        ``ahead``, start from the state that batch writes, not from the database's
-        (which is written before this batch's ``write`` is called, or never: then this
-        batch is rolled back unwritten)."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class _Deferred:
-    """A plain ``BatchHandler``'s batch: all of its work happens at write time, once the
-    batch ahead committed."""
-
-    handler: BatchHandler
-    records: Sequence[InboundRecord]
-
-    async def write(self, session: AsyncSession) -> list[OutboundRecord]:
-        return await self.handler.apply(session, self.records)
 
 
 @dataclass(slots=True)
@@ -196,11 +140,6 @@ class ConsumerShell:
         self._sessions = sessionmaker
         self._options = options or ShellOptions()
         self._positions = StoredPositions(group_id, sessionmaker)
-        # Set when the outbox may hold rows of ours: a batch queued some, partitions were
-        # assigned (their previous owner may have left some), or a relay failed. Most
-        # batches queue nothing, and an empty relay is a transaction of its own.
-        self._relay_due = asyncio.Event()
-        self._relay_due.set()
         self._relaying: asyncio.Task[None] | None = None
         self._next_prune = time.monotonic() + self._options.prune_every_s
         self._lag = PartitionLag(group_id)
@@ -234,12 +173,16 @@ class ConsumerShell:
             await self._start_clients(stop)
             self._consumer.subscribe(self._topic_names, listener=_Rebalance(self))
             self.status.started = True
-            self._relaying = asyncio.create_task(self._relay_loop(stop))
+            self._relaying = asyncio.create_task(
+                self._relay.run(self._producer, self._positions, stop, self._options.max_backoff_s)
+            )
             await self._loop(stop)
         finally:
             self.status.started = False
             await self._drop_in_flight()
-            await self._finish_relaying()
+            if self._relaying is not None:
+                self._relay.kick()  # it sees ``stop`` set: one last round
+                await finish_within(self._relaying, self._options.stop_grace_s, "outbox relay")
             timeout = self._options.close_timeout_s
             await stop_client(self._consumer, "consumer", timeout)  # leaves the group
             await stop_client(self._producer, "relay producer", timeout)
@@ -276,7 +219,7 @@ class ConsumerShell:
             await self._reseek(list(self._positions))
             return backoff
         except RETRIABLE as error:
-            metrics.CONSUMER_RETRIABLE_ERRORS.labels(self._group, _error_kind(error)).inc()
+            metrics.CONSUMER_RETRIABLE_ERRORS.labels(self._group, error_kind(error)).inc()
             log.warning("retriable error, backing off %.1fs: %r", backoff, error)
             await asyncio.sleep(backoff)
             await self._reseek(list(self._positions))
@@ -326,14 +269,8 @@ class ConsumerShell:
         """On the way out: the batch in flight gets the stop grace to commit, then is
         cancelled (its transaction rolls back; its records are read again next time)."""
         in_flight, self._in_flight = self._in_flight, None
-        if in_flight is None:
-            return
-        done, _ = await asyncio.wait({in_flight.done}, timeout=self._options.stop_grace_s)
-        if not done:
-            in_flight.done.cancel()
-            await asyncio.wait({in_flight.done}, timeout=1.0)
-        elif not in_flight.done.cancelled() and in_flight.done.exception() is not None:
-            log.warning("the last batch failed while stopping: %r", in_flight.done.exception())
+        if in_flight is not None:
+            await finish_within(in_flight.done, self._options.stop_grace_s, "last batch")
 
     async def _fill_batch(self) -> dict[TopicPartition, list[Any]]:
         """One fetch often brings a few dozen records; linger briefly to fill the batch, as
@@ -391,7 +328,7 @@ class ConsumerShell:
     async def _prepare(self, session: AsyncSession, fresh: list[InboundRecord]) -> PreparedBatch:
         handler = self._handler
         if not isinstance(handler, TwoPhaseHandler):
-            return _Deferred(handler, fresh)
+            return Deferred(handler, fresh)
         # A batch ahead with nothing prepared (all duplicates) moves offsets only.
         in_flight = self._in_flight
         ahead = None
@@ -415,7 +352,7 @@ class ConsumerShell:
             await session.close()
         committed_at = time.perf_counter()
         if any(batch.outbox.values()):
-            self._relay_due.set()
+            self._relay.kick()
         advanced = {key: next_offset for key, (_, next_offset) in batch.moves.items()}
         self._positions.advance(advanced)
         await self._commit_to_kafka(advanced)
@@ -483,45 +420,6 @@ class ConsumerShell:
             retention = timedelta(hours=self._settings.consumer_dedup_retention_hours)
             await offsets.forget_applied_before(session, self._group, retention)
 
-    async def _relay_loop(self, stop: asyncio.Event) -> None:
-        """Relay what committed batches queued, beside them: the next batch's writes never
-        wait for the broker's acknowledgements. The broker or the database being away is
-        retried with back-off; once ``stop`` is set, one last round, then return."""
-        assert self._producer is not None
-        backoff = 0.1
-        while True:
-            await self._relay_due.wait()
-            self._relay_due.clear()  # first: a commit while this round runs sets it again
-            last = stop.is_set()
-            try:
-                await self._relay.relay(self._producer, self._positions)
-            except RETRIABLE as error:
-                metrics.CONSUMER_RETRIABLE_ERRORS.labels(self._group, _error_kind(error)).inc()
-                log.warning("outbox relay failed, retrying in %.1fs: %r", backoff, error)
-                self._relay_due.set()
-                if last:
-                    return
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._options.max_backoff_s)
-                continue
-            backoff = 0.1
-            if last:
-                return
-
-    async def _finish_relaying(self) -> None:
-        """On the way out, what was committed is relayed within the stop grace; the rest
-        stays queued for the next owner of its partition."""
-        relaying, self._relaying = self._relaying, None
-        if relaying is None or relaying.done():
-            return
-        self._relay_due.set()  # the loop sees ``stop`` set: one last round
-        done, _ = await asyncio.wait({relaying}, timeout=self._options.stop_grace_s)
-        if not done:
-            relaying.cancel()
-            await asyncio.wait({relaying}, timeout=1.0)
-        elif not relaying.cancelled() and relaying.exception() is not None:
-            log.warning("the outbox relay failed while stopping: %r", relaying.exception())
-
     async def _commit_to_kafka(self, advanced: dict[TopicPartitionKey, int]) -> None:
         """Mirror the stored offsets to Kafka so standard lag tooling works; advisory only."""
         assert self._consumer is not None
@@ -538,7 +436,7 @@ class ConsumerShell:
         self.status.assigned = set(self._positions)
         self._settled.set()
         log.info("assigned %d partitions", len(assigned))
-        self._relay_due.set()  # their previous owner may have left rows in the outbox
+        self._relay.kick()  # their previous owner may have left rows in the outbox
 
     def on_revoked(self, revoked: set[TopicPartition]) -> None:
         self._settled.clear()
@@ -572,12 +470,3 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self._shell.on_assigned(assigned)
-
-
-def _error_kind(error: BaseException) -> str:
-    """A bounded label: which dependency was away."""
-    if isinstance(error, KafkaError):
-        return "broker"
-    if isinstance(error, OperationalError | InterfaceError):
-        return "database"
-    return "other"

@@ -5,6 +5,7 @@ re-publish after a crash between the send and the delete is de-duplicated downst
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
@@ -13,6 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.kit import metrics, offsets
 from services.kit.offsets import TopicPartitionKey
 from services.kit.publish import send_records
+from services.kit.retriable import RETRIABLE, error_kind
+
+log = logging.getLogger(__name__)
 
 
 class OutboxRelay:
@@ -30,6 +34,45 @@ class OutboxRelay:
         # The poll loop and the rebalance listener both relay; one at a time, or rows go
         # out twice.
         self._lock = asyncio.Lock()
+        # Set when the outbox may hold rows of ours: a batch queued some, partitions were
+        # assigned (their previous owner may have left some), or a relay failed. Most
+        # batches queue nothing, and an empty relay is a transaction of its own.
+        self._due = asyncio.Event()
+        self._due.set()
+
+    def kick(self) -> None:
+        """The outbox may hold rows of ours: ``run`` relays them."""
+        self._due.set()
+
+    async def run(
+        self,
+        producer: AIOKafkaProducer,
+        owned: Iterable[TopicPartitionKey],
+        stop: asyncio.Event,
+        max_backoff_s: float,
+    ) -> None:
+        """Relay whenever kicked, beside the consumer's batches: their writes never wait for
+        the broker's acknowledgements. The broker or the database being away is retried
+        with back-off; the first round after ``stop`` is set is the last."""
+        backoff = 0.1
+        while True:
+            await self._due.wait()
+            self._due.clear()  # first: a commit while this round runs kicks again
+            last = stop.is_set()
+            try:
+                await self.relay(producer, owned)
+            except RETRIABLE as error:
+                metrics.CONSUMER_RETRIABLE_ERRORS.labels(self._group, error_kind(error)).inc()
+                log.warning("outbox relay failed, retrying in %.1fs: %r", backoff, error)
+                self._due.set()
+                if last:
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, max_backoff_s)
+                continue
+            backoff = 0.1
+            if last:
+                return
 
     async def relay(self, producer: AIOKafkaProducer, owned: Iterable[TopicPartitionKey]) -> None:
         """Publish the rows queued under the partitions we own, oldest first. ``owned`` is

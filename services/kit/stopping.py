@@ -35,3 +35,14 @@ async def unless_stopped(
         log.warning("stopping: gave up on a step still waiting after %.0f s", grace_s)
         return None
     return task.result()
+
+
+async def finish_within(task: asyncio.Task[Any], grace_s: float, what: str) -> None:
+    """On the way out: ``task`` gets ``grace_s`` to finish, then is cancelled (and waited
+    for at most a second more); an error it ended with is logged, not raised."""
+    done, _ = await asyncio.wait({task}, timeout=grace_s)
+    if not done:
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    elif not task.cancelled() and task.exception() is not None:
+        log.warning("%s failed while stopping: %r", what, task.exception())

@@ -13,18 +13,16 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from schemas import topics
 from services.funnel.config import FunnelConfig
 from services.funnel.processing import apply_events
-from services.funnel.service import CONSUMED, FunnelBatch, FunnelHandler
+from services.funnel.service import FunnelBatch, FunnelHandler
 from services.funnel.state import AccountState
-from services.kit import db
+from services.kit.batches import Ahead
 from services.kit.broker import EmbeddedBroker
-from services.kit.consumer import Ahead, ConsumerShell, InboundRecord, ShellOptions
+from services.kit.consumer import InboundRecord, ShellOptions
 from services.kit.offsets import OutboundRecord
-from services.kit.settings import CommonSettings
 from services.kit.tables import accounts, processed_events
-from tests.harness import produce, stored_progress
+from tests.harness import funnel_member, produce, stored_progress
 from tests.streams import generate
 
 pytestmark = pytest.mark.integration
@@ -77,13 +75,9 @@ class _Watching:
 async def _run(pg_url: str, broker: EmbeddedBroker, fail_once: bool) -> None:
     events = generate(accounts=12, events_per_account=20, seed=21)
     await produce(broker.bootstrap, events)
-    engine = db.create_engine(url=pg_url)
-    settings = CommonSettings(kafka_bootstrap=broker.bootstrap, database_url=pg_url,
-                              kafka_session_timeout_ms=2000)  # fmt: skip
     handler = _Watching(FunnelHandler(FunnelConfig()), fail_once)
-    shell = ConsumerShell(settings=settings, group_id=topics.FUNNEL_GROUP, topic_names=CONSUMED,
-                          handler=handler, sessionmaker=db.create_sessionmaker(engine),
-                          options=ShellOptions(max_batch=15, linger_s=0.2))  # fmt: skip
+    options = ShellOptions(max_batch=15, linger_s=0.2)
+    shell, engine = funnel_member(pg_url, broker.bootstrap, handler, options)
     stop = asyncio.Event()
     running = asyncio.create_task(shell.run(stop))
     for _ in range(600):

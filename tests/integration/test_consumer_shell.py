@@ -24,7 +24,14 @@ from services.kit.consumer import ConsumerShell, InboundRecord, ShellOptions
 from services.kit.offsets import OutboundRecord
 from services.kit.settings import CommonSettings
 from services.kit.tables import accounts, processed_events
-from tests.harness import Stack, consume_all, produce, stored_progress, wait_for_progress
+from tests.harness import (
+    Stack,
+    consume_all,
+    funnel_member,
+    produce,
+    stored_progress,
+    wait_for_progress,
+)
 from tests.streams import generate
 
 pytestmark = pytest.mark.integration
@@ -129,12 +136,8 @@ async def test_a_rebalance_during_a_batch_neither_crashes_nor_loses_the_batch(
 ) -> None:
     events = generate(accounts=40, events_per_account=10, seed=8)
     await produce(broker.bootstrap, events)
-    engine = db.create_engine(url=pg_url)
-    settings = CommonSettings(kafka_bootstrap=broker.bootstrap, database_url=pg_url,
-                              kafka_session_timeout_ms=2000)  # fmt: skip
     handler = _RebalancedMidBatch(FunnelHandler(FunnelConfig()), pg_url)
-    shell = ConsumerShell(settings=settings, group_id=topics.FUNNEL_GROUP, topic_names=CONSUMED,
-                          handler=handler, sessionmaker=db.create_sessionmaker(engine))  # fmt: skip
+    shell, engine = funnel_member(pg_url, broker.bootstrap, handler)
     handler.shell = shell
     stop = asyncio.Event()
     running = asyncio.create_task(shell.run(stop))
