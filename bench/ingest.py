@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from bench.wrk import cpu_seconds
 from services.ingest.collect import collect
 from services.ingest.identity import VisitorAccounts
 from services.ingest.segment import Received
@@ -42,6 +43,21 @@ class IngestResult:
     baseline_rate: float
     baseline_p50_ms: float
     baseline_p99_ms: float
+    # CPU per event: the bare producer's (this process), ingest's (its process), and
+    # ingest's collect step alone (validate, resolve, map; in this process, no I/O).
+    baseline_cpu_us: float
+    cpu_us: float
+    collect_cpu_us: float
+
+    @property
+    def ratio(self) -> float:
+        return self.rate / self.baseline_rate
+
+    @property
+    def cpu_bound_ratio(self) -> float:
+        """The ratio one ingest process could reach if it were CPU-bound like the producer
+        and spent nothing on HTTP: the producer's work over the producer's plus collect's."""
+        return self.baseline_cpu_us / (self.baseline_cpu_us + self.collect_cpu_us)
 
 
 def batches() -> list[list[dict[str, Any]]]:
@@ -87,9 +103,10 @@ def _p(latencies: list[float], q: int) -> float:
 async def measure_ingest(scratch: Path) -> IngestResult:
     async with ingest_environment(scratch, KEY) as (bootstrap, url):
         work = batches()
-        baseline, baseline_latencies = await _bare_producer(bootstrap, work)
-        elapsed, latencies = await _through_ingest(bootstrap, url, scratch, work)
+        baseline, baseline_latencies, baseline_cpu = await _bare_producer(bootstrap, work)
+        elapsed, latencies, ingest_cpu = await _through_ingest(bootstrap, url, scratch, work)
     events = BATCH * BATCHES
+    collect_cpu = _collect_cpu(work)
     return IngestResult(
         events,
         CONCURRENCY,
@@ -99,7 +116,23 @@ async def measure_ingest(scratch: Path) -> IngestResult:
         events / baseline,
         _p(baseline_latencies, 50),
         _p(baseline_latencies, 99),
+        baseline_cpu / events * 1e6,
+        ingest_cpu / events * 1e6,
+        collect_cpu / events * 1e6,
     )
+
+
+def _collect_cpu(work: list[list[dict[str, Any]]], rounds: int = 3) -> float:
+    """CPU seconds of ingest's collect step over ``work``, the best of ``rounds``."""
+    received = Received(at=datetime.now(UTC), source="bench")
+    best = float("inf")
+    for _ in range(rounds):
+        visitors = VisitorAccounts()
+        started = time.process_time()
+        for batch in work:
+            collect(batch, received, visitors, 32 * 1024)
+        best = min(best, time.process_time() - started)
+    return best
 
 
 @asynccontextmanager
@@ -134,8 +167,9 @@ async def serving_ingest(bootstrap: str, url: str, scratch: Path) -> AsyncIterat
 
 async def _bare_producer(
     bootstrap: str, work: list[list[dict[str, Any]]]
-) -> tuple[float, list[float]]:
-    """The same events, already mapped, produced with acks=all: the ceiling."""
+) -> tuple[float, list[float], float]:
+    """The same events, already mapped, produced with acks=all: the ceiling. Seconds,
+    batch latencies, and this process's CPU seconds meanwhile."""
     received = Received(at=datetime.now(UTC), source="bench")
     mapped = [collect(b, received, VisitorAccounts(), 32 * 1024).events for b in work]
     # Our producers' settings and records (acks=all, no linger, keyed by account).
@@ -146,15 +180,18 @@ async def _bare_producer(
         await produce_events(producer, events, timeout_s=30)
 
     try:
-        return await _timed_concurrently(mapped, send)
+        cpu = time.process_time()
+        elapsed, latencies = await _timed_concurrently(mapped, send)
+        return elapsed, latencies, time.process_time() - cpu
     finally:
         await producer.stop()
 
 
 async def _through_ingest(
     bootstrap: str, url: str, scratch: Path, work: list[list[dict[str, Any]]]
-) -> tuple[float, list[float]]:
-    async with serving_ingest(bootstrap, url, scratch) as (base, _pid):
+) -> tuple[float, list[float], float]:
+    """Seconds, batch latencies, and the ingest process's CPU seconds meanwhile."""
+    async with serving_ingest(bootstrap, url, scratch) as (base, pid):
         bodies = [json.dumps({"batch": b}).encode() for b in work]
         headers = {"Content-Type": "application/json"}
         async with httpx.AsyncClient(base_url=base, auth=(KEY, ""), timeout=30) as client:
@@ -163,4 +200,6 @@ async def _through_ingest(
                 response = await client.post("/v1/batch", content=body, headers=headers)
                 response.raise_for_status()
 
-            return await _timed_concurrently(bodies, send)
+            cpu = cpu_seconds(pid)
+            elapsed, latencies = await _timed_concurrently(bodies, send)
+            return elapsed, latencies, cpu_seconds(pid) - cpu

@@ -44,7 +44,7 @@ from services.kit.inbound import (
     attribute_outputs,
     decode_records,
 )
-from services.kit.kafka import STOP_TIMEOUT_S, create_producer, stop_client
+from services.kit.kafka import STOP_TIMEOUT_S, create_consumer, create_producer, stop_client
 from services.kit.lag import PartitionLag
 from services.kit.offsets import OffsetConflict, OutboundRecord, TopicPartitionKey
 from services.kit.positions import StoredPositions
@@ -157,16 +157,7 @@ class ConsumerShell:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; then finish the batch, commit and leave the group."""
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap,
-            client_id=f"{self._settings.kafka_client_id}-{self._group}",
-            group_id=self._group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=self._options.max_batch,
-            session_timeout_ms=self._settings.kafka_session_timeout_ms,
-            heartbeat_interval_ms=self._settings.kafka_heartbeat_interval_ms,
-        )
+        self._consumer = create_consumer(self._settings, self._group, self._options.max_batch)
         # The relay answers nobody: a short linger gathers its records into fewer requests.
         self._producer = create_producer(self._settings, linger_ms=5)
         try:

@@ -1,4 +1,5 @@
-"""Kafka clients configured once: producers that wait for acks=all, topic creation."""
+"""Kafka clients configured once: producers that wait for acks=all, consumers that commit
+nothing themselves, topic creation."""
 
 from __future__ import annotations
 
@@ -36,6 +37,22 @@ def create_producer(settings: CommonSettings, *, linger_ms: int = 0) -> AIOKafka
         request_timeout_ms=settings.kafka_request_timeout_ms,
         compression_type=None,
         partitioner=keyed_partitioner,
+    )
+
+
+def create_consumer(settings: CommonSettings, group_id: str, max_records: int) -> AIOKafkaConsumer:
+    """A group member that never commits on its own (the consumers store their offsets
+    with their state) and starts from the beginning of a partition new to its group."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=f"{settings.kafka_client_id}-{group_id}",
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=max_records,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
     )
 
 

@@ -27,6 +27,15 @@ class CommonSettings(BaseSettings):
         default=10_000, ge=1_000, description="How long a silent consumer keeps its partitions."
     )
     kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    kafka_fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="How long a consumer's fetch waits at the broker when there is nothing to "
+        "read. Kafka answers as soon as a record arrives; the embedded Tansu answers only "
+        "when this runs out, so on it every hop from a topic to a consumer takes up to this "
+        "long (500, Kafka's default, put 120 ms on the median hop).",
+    )
     consumer_dedup_retention_hours: float = Field(
         default=48.0,
         gt=0,
