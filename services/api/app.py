@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException
 
 from services.api.auth import RateLimitHeaders, Tokens
+from services.api.change_tail import ChangeTail, ListenerSink
 from services.api.detail_cache import DetailCache
 from services.api.detail_path import AccountDetailFastPath
 from services.api.errors import (
@@ -51,6 +52,8 @@ class ApiState:
     """``engine`` without transactions, for the reads: see ``db.reads_of``."""
     readers: async_sessionmaker[AsyncSession]
     """Sessions on ``reads``: for routes that only read (``sessions`` for the writes)."""
+    changes: ChangeTail
+    """The change log's newest changes, for the streams."""
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -65,25 +68,29 @@ def create_app(settings: ApiSettings) -> FastAPI:
         producer = LazyProducer(settings)
         details = _detail_cache(settings)
         reads = db.reads_of(engine)
+        readers = db.create_sessionmaker(reads)
+        tail = ChangeTail(readers, settings.api_stream_poll_s, settings.api_stream_buffer)
         state = ApiState(
-            settings, engine, sessions, tokens, limiter, producer, details,
-            reads, db.create_sessionmaker(reads),
+            settings, engine, sessions, tokens, limiter, producer, details, reads, readers, tail
         )  # fmt: skip
         holder["state"] = state
         stop = asyncio.Event()
+        tailing = asyncio.create_task(tail.run(stop))
+        # Commits are heard on PostgreSQL only (NOTIFY): there they evict cached details
+        # and wake the streams; elsewhere the tail reads the log every period.
         listening = (
-            asyncio.create_task(
+            None
+            if db.is_sqlite(settings.database_url)
+            else asyncio.create_task(
                 AccountChangeListener(
                     asyncpg_dsn(settings.database_url),
-                    details,
+                    ListenerSink(details, tail),
                     check_every_s=settings.api_detail_listener_check_s,
                 ).run(stop)
             )
-            if details is not None
-            else None
         )
         dispatching = (
-            asyncio.create_task(Dispatcher(settings, sessions).run(stop))
+            asyncio.create_task(Dispatcher(settings, sessions, tail.ticket).run(stop))
             if settings.api_webhooks_enabled
             else None
         )
@@ -95,6 +102,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 await dispatching
             if listening is not None:
                 await listening
+            await tailing
             await producer.close()
             await engine.dispose()
 

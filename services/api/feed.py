@@ -8,8 +8,8 @@ changes as Server-Sent Events whose ids are cursors, so a reconnecting client re
 
 from __future__ import annotations
 
-import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -20,10 +20,12 @@ from pydantic import BaseModel, Field
 from schemas.envelope import normalize_domain
 from schemas.events import DerivedEvent
 from services.api.accounts import DOMAIN_PATTERN
+from services.api.change_tail import PAGE
 from services.api.cursors import cursor_count, decode_cursor, encode_cursor
 from services.api.errors import BadRequest
 from services.api.listing import MAX_PAGE
 from services.kit.changes import START, Position, changes_after, newest_position
+from services.kit.stopping import wait_any
 
 router = APIRouter()
 
@@ -82,21 +84,28 @@ async def stream(
 
 
 async def _events(request: Request, after: Position) -> AsyncIterator[bytes]:
+    """The changes after ``after``, then each as it arrives: from the change tail's memory
+    once caught up with it, from the database before (see ``change_tail``)."""
     state = request.state.api
-    idle = 0.0
+    tail = state.changes
+    quiet_since = time.monotonic()
     yield b"retry: 2000\n\n"
     while not await request.is_disconnected():
-        async with state.readers() as session:
-            rows = await changes_after(session, after, 500)
+        arrivals = tail.ticket()
+        rows = tail.after(after)
+        if rows is None:
+            async with state.readers() as session:
+                rows = await changes_after(session, after, PAGE)
         for position, payload in rows:
             yield sse(cursor_of(position), str(payload["type"]), payload)
             after = position
-        idle = 0.0 if rows else idle + state.settings.api_stream_poll_s
-        if idle >= HEARTBEAT_S:
-            idle = 0.0
+        if rows:
+            quiet_since = time.monotonic()
+            continue
+        if time.monotonic() - quiet_since >= HEARTBEAT_S:
+            quiet_since = time.monotonic()
             yield b": keep-alive\n\n"
-        if not rows:
-            await asyncio.sleep(state.settings.api_stream_poll_s)
+        await wait_any([arrivals], state.settings.api_stream_poll_s)
 
 
 async def _newest(request: Request) -> Position:

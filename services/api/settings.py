@@ -32,7 +32,16 @@ class ApiSettings(CommonSettings):
     )
     api_rate_limit_burst: int = Field(default=120, ge=1, description="Requests a token may burst.")
     api_stream_poll_s: float = Field(
-        default=0.25, gt=0, description="How often a stream looks for new changes."
+        default=0.25,
+        gt=0,
+        description="How often the streams' change tail reads the change log when no commit "
+        "was announced (on PostgreSQL a commit wakes it at once; SQLite announces none).",
+    )
+    api_stream_buffer: int = Field(
+        default=4096,
+        ge=1,
+        description="Changes the tail keeps in memory: streams within them are served from "
+        "memory, streams further behind read the database until they catch up.",
     )
     api_write_timeout_s: float = Field(
         default=5.0, gt=0, description="Longest wait for the broker to acknowledge a write."

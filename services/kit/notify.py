@@ -14,15 +14,16 @@ suspends its sink, which then forgets everything and caches nothing until listen
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from services.kit.stopping import wait_any
 
 CHANNEL = "abm_accounts"
 EVERY_ACCOUNT = "*"
@@ -132,7 +133,7 @@ class AccountChangeListener:
             if self._heard:
                 self._heard, backoff = False, self._min_backoff_s
             if not stop.is_set():
-                await _wait(stop, backoff)
+                await wait_any([stop], backoff)
                 backoff = min(backoff * 2, self._max_backoff_s)
 
     async def _listen_once(self, stop: asyncio.Event) -> None:
@@ -149,7 +150,7 @@ class AccountChangeListener:
             self._sink.resume()
             self._heard = True
             while not stop.is_set():
-                await _wait_either(stop, lost, self._check_every_s)
+                await wait_any([stop, lost], self._check_every_s)
                 if lost.is_set():
                     raise ConnectionError("listener connection closed")
                 if not stop.is_set():  # a silent network loses no TCP close: ask
@@ -173,20 +174,3 @@ class AccountChangeListener:
 def _dialect(session: AsyncSession | AsyncConnection) -> str:
     bind = session.get_bind() if isinstance(session, AsyncSession) else session
     return bind.dialect.name
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-
-
-async def _wait_either(first: asyncio.Event, second: asyncio.Event, seconds: float) -> None:
-    waits: Sequence[asyncio.Task[Any]] = [
-        asyncio.create_task(first.wait()),
-        asyncio.create_task(second.wait()),
-    ]
-    try:
-        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in waits:
-            task.cancel()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -46,3 +46,14 @@ async def finish_within(task: asyncio.Task[Any], grace_s: float, what: str) -> N
         await asyncio.wait({task}, timeout=1.0)
     elif not task.cancelled() and task.exception() is not None:
         log.warning("%s failed while stopping: %r", what, task.exception())
+
+
+async def wait_any(events: Iterable[asyncio.Event], timeout_s: float) -> None:
+    """Until one of ``events`` is set (e.g. a stop, or news to act on), at most
+    ``timeout_s``: a loop's sleep that a stop or a wake-up cuts short."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()

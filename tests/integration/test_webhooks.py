@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from schemas.events import StageChanged, TierChanged
 from services.api.webhooks import targets
@@ -19,6 +20,7 @@ from services.kit import db
 from services.kit.broker import free_port
 from services.kit.changes import record_changes
 from services.kit.credentials import store_api_token
+from services.kit.notify import notify_accounts_changed
 from services.kit.runner import quiet_server
 from tests.api_server import serving
 from tests.harness import wait_until_listening
@@ -57,14 +59,23 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     await task
 
 
+@pytest.fixture
+async def sessions(pg_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the test database, which holds the write-scoped API token "hooks"."""
+    engine = db.create_engine(url=pg_url)
+    made = db.create_sessionmaker(engine)
+    async with made() as session, session.begin():
+        await store_api_token(session, "hooks", "crm", frozenset({"write"}))
+    yield made
+    await engine.dispose()
+
+
 async def test_changes_are_delivered_signed_and_retried(
-    pg_url: str, receiver: tuple[Receiver, str]
+    pg_url: str,
+    receiver: tuple[Receiver, str],
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     hook, url = receiver
-    engine = db.create_engine(url=pg_url)
-    sessions = db.create_sessionmaker(engine)
-    async with sessions() as session, session.begin():
-        await store_api_token(session, "hooks", "crm", frozenset({"write"}))
     settings = {
         "api_webhook_poll_s": 0.05,
         "api_webhook_backoff_s": 0.1,
@@ -101,7 +112,6 @@ async def test_changes_are_delivered_signed_and_retried(
         log = (
             await api.get(f"/v1/webhooks/{subscription['id']}/deliveries", headers=WRITER)
         ).json()
-    await engine.dispose()
     assert [status for _, _, status in hook.calls] == [500, 500, 200]
     headers, body, _ = hook.calls[-1]
     assert headers["abm-event-id"] == "s1" and headers["abm-event-type"] == "stage_changed"
@@ -137,11 +147,8 @@ INTERNAL_URLS = [
 ]
 
 
+@pytest.mark.usefixtures("sessions")  # the token
 async def test_internal_urls_are_refused_unless_allowed(pg_url: str) -> None:
-    engine = db.create_engine(url=pg_url)
-    async with db.create_sessionmaker(engine)() as session, session.begin():
-        await store_api_token(session, "hooks", "crm", frozenset({"write"}))
-    await engine.dispose()
 
     async def subscribe(api: httpx.AsyncClient, url: str) -> httpx.Response:
         body = {"url": url, "event_types": ["stage_changed"]}
@@ -164,7 +171,10 @@ async def test_internal_urls_are_refused_unless_allowed(pg_url: str) -> None:
 
 
 async def test_a_name_turned_internal_after_subscribing_is_refused_at_delivery(
-    pg_url: str, receiver: tuple[Receiver, str], monkeypatch: pytest.MonkeyPatch
+    pg_url: str,
+    receiver: tuple[Receiver, str],
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     hook, url = receiver
     port = url.split(":")[-1].split("/")[0]
@@ -174,10 +184,6 @@ async def test_a_name_turned_internal_after_subscribing_is_refused_at_delivery(
         return [ipaddress.ip_address(a) for a in answers.get(host, [host])]
 
     monkeypatch.setattr(targets, "resolve", dns)
-    engine = db.create_engine(url=pg_url)
-    sessions = db.create_sessionmaker(engine)
-    async with sessions() as session, session.begin():
-        await store_api_token(session, "hooks", "crm", frozenset({"write"}))
     settings = {"api_webhook_poll_s": 0.05, "api_webhook_max_attempts": 1}
     async with serving(pg_url, **settings) as api:
         created = await api.post(
@@ -195,7 +201,6 @@ async def test_a_name_turned_internal_after_subscribing_is_refused_at_delivery(
             if log and log[0]["status"] != "pending":
                 break
             await asyncio.sleep(0.05)
-    await engine.dispose()
     assert hook.calls == []  # nothing reached the receiver on 127.0.0.1
     [delivery] = log
     assert (delivery["status"], delivery["attempts"], delivery["last_status_code"]) == (
@@ -205,3 +210,26 @@ async def test_a_name_turned_internal_after_subscribing_is_refused_at_delivery(
     )
     assert delivery["last_error"].startswith("refused: hooks.test is or resolves to an internal")
     assert "127.0.0.1" not in delivery["last_error"]
+
+
+async def test_a_committed_change_starts_a_round_without_waiting_for_the_period(
+    pg_url: str,
+    receiver: tuple[Receiver, str],
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    hook, url = receiver
+    settings = {"api_webhook_poll_s": 60.0, "webhook_allow_private_targets": True}
+    async with serving(pg_url, **settings) as api:
+        created = await api.post(
+            "/v1/webhooks", headers=WRITER, json={"url": url, "event_types": ["stage_changed"]}
+        )
+        assert created.status_code == 201
+        await asyncio.sleep(1.0)  # the dispatcher's first round is over: it waits
+        async with sessions() as session, session.begin():  # as the funnel writes a change
+            await record_changes(session, [stage_changed("woken")])
+            await notify_accounts_changed(session, ["acme.com"])
+        for _ in range(100):
+            if hook.calls:
+                break
+            await asyncio.sleep(0.05)
+    assert [headers["abm-event-id"] for headers, _, _ in hook.calls][:1] == ["woken"]

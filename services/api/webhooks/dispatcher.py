@@ -9,10 +9,10 @@ back-off, or failed after the last attempt. At-least-once: a receiver de-duplica
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -22,6 +22,7 @@ from services.api.settings import ApiSettings
 from services.api.webhooks import store
 from services.api.webhooks.signing import retry_delay_s, signature
 from services.api.webhooks.targets import PinnedRequest, RefusedTarget, pin_delivery
+from services.kit.stopping import wait_any
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +30,30 @@ CONCURRENCY = 16
 
 
 class Dispatcher:
-    def __init__(self, settings: ApiSettings, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        sessions: async_sessionmaker[AsyncSession],
+        arrivals: Callable[[], asyncio.Event] | None = None,
+    ) -> None:
+        """``arrivals``: an event set when new changes are in the log (``ChangeTail.ticket``):
+        a round then starts at once, not at the end of ``api_webhook_poll_s``."""
         self._settings = settings
         self._sessions = sessions
+        self._arrivals = arrivals
 
     async def run(self, stop: asyncio.Event) -> None:
         async with httpx.AsyncClient(timeout=self._settings.api_webhook_timeout_s) as client:
             while not stop.is_set():
+                # Taken before the round: changes arriving during it start the next one.
+                wake = [stop] if self._arrivals is None else [stop, self._arrivals()]
                 try:
                     busy = await self.round(client)
                 except Exception:  # a bad round must not end deliveries for good
                     log.exception("webhook round failed")
                     busy = False
                 if not busy:
-                    await _sleep_or_stop(stop, self._settings.api_webhook_poll_s)
+                    await wait_any(wake, self._settings.api_webhook_poll_s)
 
     async def round(self, client: httpx.AsyncClient) -> bool:
         async with self._sessions() as session, session.begin():
@@ -129,8 +140,3 @@ class Dispatcher:
                     )
                 )
                 await store.record_outcome(session, outcome, attempts, retry)
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
