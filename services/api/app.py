@@ -70,6 +70,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         reads = db.reads_of(engine)
         readers = db.create_sessionmaker(reads)
         tail = ChangeTail(readers, settings.api_stream_poll_s, settings.api_stream_buffer)
+        for reader in ("tail", "stream"):  # both series exist before the first read
+            metrics.API_CHANGE_LOG_READS.labels(reader)
         state = ApiState(
             settings, engine, sessions, tokens, limiter, producer, details, reads, readers, tail
         )  # fmt: skip

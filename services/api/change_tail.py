@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.detail_cache import DetailCache
+from services.kit import metrics
 from services.kit.changes import Position, changes_after, newest_position
 from services.kit.stopping import wait_any
 
@@ -83,6 +84,7 @@ class ChangeTail:
 
     async def _read(self) -> None:
         async with self._readers() as session:
+            metrics.API_CHANGE_LOG_READS.labels("tail").inc()
             if self._floor is None:
                 self._floor = await newest_position(session)  # streams start from now
                 return

@@ -24,6 +24,7 @@ from services.api.change_tail import PAGE
 from services.api.cursors import cursor_count, decode_cursor, encode_cursor
 from services.api.errors import BadRequest
 from services.api.listing import MAX_PAGE
+from services.kit import metrics
 from services.kit.changes import START, Position, changes_after, newest_position
 from services.kit.stopping import wait_any
 
@@ -89,23 +90,28 @@ async def _events(request: Request, after: Position) -> AsyncIterator[bytes]:
     state = request.state.api
     tail = state.changes
     quiet_since = time.monotonic()
-    yield b"retry: 2000\n\n"
-    while not await request.is_disconnected():
-        arrivals = tail.ticket()
-        rows = tail.after(after)
-        if rows is None:
-            async with state.readers() as session:
-                rows = await changes_after(session, after, PAGE)
-        for position, payload in rows:
-            yield sse(cursor_of(position), str(payload["type"]), payload)
-            after = position
-        if rows:
-            quiet_since = time.monotonic()
-            continue
-        if time.monotonic() - quiet_since >= HEARTBEAT_S:
-            quiet_since = time.monotonic()
-            yield b": keep-alive\n\n"
-        await wait_any([arrivals], state.settings.api_stream_poll_s)
+    metrics.API_STREAMS_OPEN.inc()
+    try:
+        yield b"retry: 2000\n\n"
+        while not await request.is_disconnected():
+            arrivals = tail.ticket()
+            rows = tail.after(after)
+            if rows is None:
+                metrics.API_CHANGE_LOG_READS.labels("stream").inc()
+                async with state.readers() as session:
+                    rows = await changes_after(session, after, PAGE)
+            for position, payload in rows:
+                yield sse(cursor_of(position), str(payload["type"]), payload)
+                after = position
+            if rows:
+                quiet_since = time.monotonic()
+                continue
+            if time.monotonic() - quiet_since >= HEARTBEAT_S:
+                quiet_since = time.monotonic()
+                yield b": keep-alive\n\n"
+            await wait_any([arrivals], state.settings.api_stream_poll_s)
+    finally:
+        metrics.API_STREAMS_OPEN.dec()
 
 
 async def _newest(request: Request) -> Position:

@@ -171,6 +171,17 @@ API_REQUEST_SECONDS = Histogram(
     ["route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+API_STREAMS_OPEN = Gauge(
+    "abm_api_streams_open",
+    "Server-Sent Event streams (GET /v1/stream) open now.",
+    multiprocess_mode="livesum",
+)
+API_CHANGE_LOG_READS = Counter(
+    "abm_api_change_log_reads_total",
+    'Reads of the change log for the streams: by the shared change tail ("tail"), or by a '
+    'stream behind what the tail holds or while the tail cannot read ("stream").',
+    ["reader"],
+)
 
 INGEST_ACCOUNT_RESOLUTIONS = Counter(
     "abm_ingest_account_resolutions_total",

@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from schemas.events import StageChanged
 from services.kit import db
@@ -43,17 +44,23 @@ async def test_a_commit_wakes_every_stream_without_waiting_for_the_period(pg_url
         serving(pg_url, api_rate_limit_burst=1000, api_stream_poll_s=PERIOD_S) as api,
         AsyncExitStack() as streams,
     ):
+        open_before = sample("abm_api_streams_open")
         lines = []
         for _ in range(3):
             opened = api.stream("GET", "/v1/stream", headers=READ, timeout=PERIOD_S)
             lines.append((await streams.enter_async_context(opened)).aiter_lines())
         await asyncio.sleep(1.0)  # the subscriptions and the listener settle
+        assert sample("abm_api_streams_open") == open_before + 3
+        reads = {reader: reads_by(reader) for reader in ("tail", "stream")}
         for n in range(1, 3):
             await commit_change(pg_url, f"woken-{n}")
             received = await asyncio.wait_for(
                 asyncio.gather(*(next_sse(stream) for stream in lines)), 5
             )
             assert [change["event_id"] for _, _, change in received] == [f"woken-{n}"] * 3
+        # The API process (this one) read the log once per commit for all three streams.
+        assert reads_by("stream") == reads["stream"]
+        assert 2 <= reads_by("tail") - reads["tail"] <= 4
 
 
 async def test_a_stream_resumed_behind_the_tail_reads_the_database_then_the_tail(
@@ -80,6 +87,15 @@ async def test_a_stream_resumed_behind_the_tail_reads_the_database_then_the_tail
             await commit_change(pg_url, "held-5")
             _, _, live = await asyncio.wait_for(next_sse(lines), 5)
             assert live["event_id"] == "held-5"
+
+
+def sample(name: str, **labels: str) -> float:
+    """A metric of the API served in this process."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def reads_by(reader: str) -> float:
+    return sample("abm_api_change_log_reads_total", reader=reader)
 
 
 async def cursor_after(api: httpx.AsyncClient, start: str | None) -> str:

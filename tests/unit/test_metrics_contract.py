@@ -48,6 +48,7 @@ BOUNDED_LABELS = frozenset(
     | {"version", "service"}  # build info: one series per process
     | {"source"}  # intent sources: the configured names, every other one is "other"
     | {"provenance"}  # account evidence: the envelope's AccountProvenance values and "none"
+    | {"reader"}  # who read the change log for the streams: "tail" or "stream"
 )
 
 
