@@ -11,7 +11,9 @@ itself until it catches up.
 
 The tail reads with the log's commit-safe rule (``changes_after``): a change it has not
 read yet can only come after every position it holds, so what it holds after a position is
-everything there is after it.
+everything there is after it. The rule holds a committed change back while an older
+transaction still runs; nothing announces when that one ends, so while a change is held
+back the tail reads again every ``HELD_BACK_RETRY_S``.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.detail_cache import DetailCache
 from services.kit import metrics
-from services.kit.changes import Position, changes_after, newest_position
+from services.kit.changes import Position, changes_after, held_back_after, newest_position
 from services.kit.stopping import wait_any
 
 Change = tuple[Position, dict[str, Any]]
 PAGE = 500
 MAX_BACKOFF_S = 5.0
+# How soon to read again while a committed change waits for an older transaction.
+HELD_BACK_RETRY_S = 0.02
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,7 @@ class ChangeTail:
         self._positions: list[Position] = []  # theirs, for bisect
         self._floor: Position | None = None  # the tail holds every change after it
         self._live = False
+        self._held_back = False  # a committed change waits for an older transaction
         self._announced = asyncio.Event()
         self._arrived = asyncio.Event()
 
@@ -80,7 +85,8 @@ class ChangeTail:
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
             self._live, backoff = True, self._poll_s
-            await wait_any([stop, self._announced], self._poll_s)
+            period = HELD_BACK_RETRY_S if self._held_back else self._poll_s
+            await wait_any([stop, self._announced], period)
 
     async def _read(self) -> None:
         async with self._readers() as session:
@@ -96,6 +102,7 @@ class ChangeTail:
                 if len(page) < PAGE:
                     break
                 head = page[-1][0]
+            self._held_back = await held_back_after(session, arrived[-1][0] if arrived else head)
         if arrived:
             self._hold(arrived)
             self._arrived.set()

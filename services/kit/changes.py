@@ -64,6 +64,22 @@ async def changes_after(
     return [(Position(txid or 0, seq), payload) for txid, seq, payload in rows]
 
 
+async def held_back_after(session: AsyncSession, after: Position) -> bool:
+    """Whether a change after ``after`` is committed but not yet served: a transaction older
+    than its own still runs (PostgreSQL; never on SQLite). Nothing announces when that
+    older one ends, so a reader that was woken by the change's commit asks again soon."""
+    if not _is_postgres(session):
+        return False
+    table = account_changes.c
+    query = (
+        select(table.seq)
+        .where(tuple_(table.txid, table.seq) > tuple_(after.txid, after.seq))
+        .where(text("txid >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+        .limit(1)
+    )
+    return (await session.execute(query)).first() is not None
+
+
 async def newest_position(session: AsyncSession) -> Position:
     """The position of the last change a reader may be served now (START when empty)."""
     table = account_changes.c
