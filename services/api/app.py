@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException
 
 from services.api.auth import RateLimitHeaders, Tokens
-from services.api.change_tail import ChangeTail, ListenerSink
+from services.api.change_tail import ChangeTail
 from services.api.detail_cache import DetailCache
 from services.api.detail_path import AccountDetailFastPath
 from services.api.errors import (
@@ -86,7 +86,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             else asyncio.create_task(
                 AccountChangeListener(
                     asyncpg_dsn(settings.database_url),
-                    ListenerSink(details, tail),
+                    [tail] if details is None else [tail, details],
                     check_every_s=settings.api_detail_listener_check_s,
                 ).run(stop)
             )

@@ -26,7 +26,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.detail_cache import DetailCache
 from services.kit import metrics
 from services.kit.changes import Position, changes_after, held_back_after, newest_position
 from services.kit.stopping import wait_any
@@ -48,7 +47,6 @@ class ChangeTail:
         self._poll_s = poll_s
         self._keep = keep
         self._recent: list[Change] = []  # in log order
-        self._positions: list[Position] = []  # theirs, for bisect
         self._floor: Position | None = None  # the tail holds every change after it
         self._live = False
         self._held_back = False  # a committed change waits for an older transaction
@@ -58,6 +56,20 @@ class ChangeTail:
     def announce(self) -> None:
         """A writer committed: read the log now rather than at the end of the period."""
         self._announced.set()
+
+    # What the account listener tells it (``notify.ChangeSink``): any commit it hears
+    # announces one, and so does listening again (commits may have gone unheard).
+    def evict(self, _domains: Iterable[str]) -> None:
+        self.announce()
+
+    def clear(self) -> None:
+        self.announce()
+
+    def resume(self) -> None:
+        self.announce()
+
+    def suspend(self) -> None:
+        """Not listening: the period alone triggers reads until ``resume``."""
 
     def ticket(self) -> asyncio.Event:
         """An event set when changes arrive. Take it before calling ``after``: changes that
@@ -69,7 +81,7 @@ class ChangeTail:
         ``position`` before what it holds): the caller reads the database."""
         if not self._live or self._floor is None or position < self._floor:
             return None
-        return self._recent[bisect.bisect_right(self._positions, position) :]
+        return self._recent[bisect.bisect_right(self._recent, position, key=_position) :]
 
     async def run(self, stop: asyncio.Event) -> None:
         """Read the log until ``stop``: at once when announced, else every period."""
@@ -94,7 +106,7 @@ class ChangeTail:
             if self._floor is None:
                 self._floor = await newest_position(session)  # streams start from now
                 return
-            head = self._positions[-1] if self._positions else self._floor
+            head = self._recent[-1][0] if self._recent else self._floor
             arrived: list[Change] = []
             while True:
                 page = await changes_after(session, head, PAGE)
@@ -109,37 +121,12 @@ class ChangeTail:
             self._arrived = asyncio.Event()
 
     def _hold(self, arrived: Iterable[Change]) -> None:
-        for change in arrived:
-            self._recent.append(change)
-            self._positions.append(change[0])
+        self._recent += arrived
         excess = len(self._recent) - self._keep
         if excess > 0:
-            self._floor = self._positions[excess - 1]
-            del self._recent[:excess], self._positions[:excess]
+            self._floor = self._recent[excess - 1][0]
+            del self._recent[:excess]
 
 
-class ListenerSink:
-    """What the account listener informs of a commit: the detail cache, when there is one
-    (evictions), and the change tail (an announcement)."""
-
-    def __init__(self, details: DetailCache | None, tail: ChangeTail) -> None:
-        self._details = details
-        self._tail = tail
-
-    def evict(self, domains: Iterable[str]) -> None:
-        if self._details is not None:
-            self._details.evict(domains)
-        self._tail.announce()
-
-    def clear(self) -> None:
-        if self._details is not None:
-            self._details.clear()
-        self._tail.announce()
-
-    def suspend(self) -> None:
-        if self._details is not None:
-            self._details.suspend()
-
-    def resume(self) -> None:
-        if self._details is not None:
-            self._details.resume()
+def _position(change: Change) -> Position:
+    return change[0]

@@ -10,7 +10,6 @@ group produces the same ticks and the consumers apply each one once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +22,7 @@ from schemas.events import ClockTicked, encode_event
 from services.kit import kafka
 from services.kit.runner import Sidecar
 from services.kit.settings import CommonSettings
+from services.kit.stopping import wait_any
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def clock_ticker(settings: CommonSettings, interval_s: float, lateness_s: float)
             return
         producer: AIOKafkaProducer | None = None  # started at the first round, kept
         try:
-            while not await _stopped_within(stop, interval_s):
+            while not await wait_any([stop], interval_s):
                 try:
                     if producer is None:
                         producer = await _started_producer(settings)
@@ -81,12 +81,6 @@ async def _started_producer(settings: CommonSettings) -> AIOKafkaProducer:
         await producer.stop()
         raise
     return producer
-
-
-async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-    return stop.is_set()
 
 
 async def _send_round(producer: AIOKafkaProducer, interval_s: float, lateness_s: float) -> None:

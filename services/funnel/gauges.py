@@ -7,7 +7,6 @@ same totals, so dashboards take ``max`` over instances, never ``sum``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -16,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.kit import metrics
+from services.kit.stopping import wait_any
 from services.kit.tables import accounts
 
 log = logging.getLogger(__name__)
@@ -53,5 +53,4 @@ async def refresh_account_gauges(
                 export_counts(await count_accounts(session))
         except (SQLAlchemyError, OSError) as error:
             log.warning("account gauges not refreshed: %r", error)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every_s)
+        await wait_any([stop], every_s)

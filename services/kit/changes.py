@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import ColumnElement, literal_column, not_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schemas.envelope import Envelope
@@ -25,7 +25,10 @@ from services.kit.tables import account_changes
 CHANGE_TYPES = frozenset({"stage_changed", "tier_changed", "surge_started", "surge_ended"})
 # The writing transaction's id, so readers can tell which rows are safe to serve.
 _CURRENT_TXID = "pg_current_xact_id()::text::bigint"
-_SAFE_TXID = text("txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+_OLDEST_RUNNING_TXID: ColumnElement[int] = literal_column(
+    "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+)
+_SAFE_TXID = account_changes.c.txid < _OLDEST_RUNNING_TXID
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -74,7 +77,7 @@ async def held_back_after(session: AsyncSession, after: Position) -> bool:
     query = (
         select(table.seq)
         .where(tuple_(table.txid, table.seq) > tuple_(after.txid, after.seq))
-        .where(text("txid >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+        .where(not_(_SAFE_TXID))
         .limit(1)
     )
     return (await session.execute(query)).first() is not None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import asyncpg
@@ -85,7 +85,7 @@ async def notify_accounts_changed(
 
 
 class ChangeSink(Protocol):
-    """What a listener keeps informed (the API's ``DetailCache``)."""
+    """What a listener keeps informed (the API's ``DetailCache`` and ``ChangeTail``)."""
 
     def evict(self, domains: Iterable[str]) -> None: ...
 
@@ -102,26 +102,26 @@ def asyncpg_dsn(database_url: str) -> str:
 
 
 class AccountChangeListener:
-    """One LISTEN connection feeding a sink; reconnects with back-off until stopped."""
+    """One LISTEN connection feeding its sinks; reconnects with back-off until stopped."""
 
     def __init__(
         self,
         dsn: str,
-        sink: ChangeSink,
+        sinks: Sequence[ChangeSink],
         *,
         check_every_s: float = 1.0,
         min_backoff_s: float = 0.1,
         max_backoff_s: float = 5.0,
     ) -> None:
         self._dsn = dsn
-        self._sink = sink
+        self._sinks = tuple(sinks)
         self._check_every_s = check_every_s
         self._min_backoff_s = min_backoff_s
         self._max_backoff_s = max_backoff_s
         self._heard = False  # listened since the last failure: back-off starts over
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Listen until ``stop`` is set; the sink is suspended whenever not listening."""
+        """Listen until ``stop`` is set; the sinks are suspended whenever not listening."""
         backoff = self._min_backoff_s
         while not stop.is_set():
             try:
@@ -129,7 +129,8 @@ class AccountChangeListener:
             except Exception as error:  # noqa: BLE001 - any failure: suspended, then retry
                 log.warning("account change listener lost: %s", str(error) or type(error).__name__)
             finally:
-                self._sink.suspend()
+                for sink in self._sinks:
+                    sink.suspend()
             if self._heard:
                 self._heard, backoff = False, self._min_backoff_s
             if not stop.is_set():
@@ -147,7 +148,8 @@ class AccountChangeListener:
             connection.add_termination_listener(lambda _c: lost.set())
             await connection.add_listener(CHANNEL, self._on_notification)
             # LISTEN has returned: every commit from now on is heard, so serving may start.
-            self._sink.resume()
+            for sink in self._sinks:
+                sink.resume()
             self._heard = True
             while not stop.is_set():
                 await wait_any([stop, lost], self._check_every_s)
@@ -158,7 +160,8 @@ class AccountChangeListener:
                         connection.fetchval("SELECT 1"), timeout=self._check_every_s
                     )
         finally:
-            self._sink.suspend()
+            for sink in self._sinks:
+                sink.suspend()
             connection.terminate()
 
     def _on_notification(
@@ -166,9 +169,11 @@ class AccountChangeListener:
     ) -> None:
         domains = changed_domains(str(payload))
         if domains is None:
-            self._sink.clear()
+            for sink in self._sinks:
+                sink.clear()
         else:
-            self._sink.evict(domains)
+            for sink in self._sinks:
+                sink.evict(domains)
 
 
 def _dialect(session: AsyncSession | AsyncConnection) -> str:

@@ -48,12 +48,14 @@ async def finish_within(task: asyncio.Task[Any], grace_s: float, what: str) -> N
         log.warning("%s failed while stopping: %r", what, task.exception())
 
 
-async def wait_any(events: Iterable[asyncio.Event], timeout_s: float) -> None:
+async def wait_any(events: Iterable[asyncio.Event], timeout_s: float) -> bool:
     """Until one of ``events`` is set (e.g. a stop, or news to act on), at most
-    ``timeout_s``: a loop's sleep that a stop or a wake-up cuts short."""
-    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    ``timeout_s``: a loop's sleep that a stop or a wake-up cuts short. Whether one is set."""
+    watched = list(events)
+    waits = [asyncio.ensure_future(event.wait()) for event in watched]
     try:
         await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiting in waits:
             waiting.cancel()
+    return any(event.is_set() for event in watched)

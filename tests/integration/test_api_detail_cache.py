@@ -260,7 +260,7 @@ class Recorder:
 async def test_the_listener_relays_committed_changes_only_and_reconnects(pg_url: str) -> None:
     sink = Recorder()
     stop = asyncio.Event()
-    listener = AccountChangeListener(asyncpg_dsn(pg_url), sink, min_backoff_s=0.05)
+    listener = AccountChangeListener(asyncpg_dsn(pg_url), [sink], min_backoff_s=0.05)
     task = asyncio.create_task(listener.run(stop))
 
     async def told(call: tuple[str, tuple[str, ...]]) -> bool:
