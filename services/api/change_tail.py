@@ -58,18 +58,18 @@ class ChangeTail:
         self._announced.set()
 
     # What the account listener tells it (``notify.ChangeSink``): any commit it hears
-    # announces one, and so does listening again (commits may have gone unheard).
+    # announces one. While it does not listen, the period alone triggers reads.
     def evict(self, _domains: Iterable[str]) -> None:
         self.announce()
 
     def clear(self) -> None:
         self.announce()
 
-    def resume(self) -> None:
-        self.announce()
-
     def suspend(self) -> None:
-        """Not listening: the period alone triggers reads until ``resume``."""
+        pass
+
+    def resume(self) -> None:
+        pass
 
     def ticket(self) -> asyncio.Event:
         """An event set when changes arrive. Take it before calling ``after``: changes that
